@@ -1,0 +1,41 @@
+"""`python -m pipeline [overrides]`: compose conf/ with Hydra and hand it to run.main."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from pipeline.cli import guarded, one_line_error, report_and_exit
+from pipeline.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def _main(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from pipeline import run
+
+    try:
+        return run.main(cfg)
+    except Exception as ex:
+        # In a single run, a user error ends here as one line (Hydra would add its own
+        # report first); in a sweep the job fails and the sweep goes on.
+        if HydraConfig.get().mode == RunMode.RUN and one_line_error(ex) is not None:
+            _discard_empty_run_dir(Path(HydraConfig.get().runtime.output_dir))
+            report_and_exit(ex)
+        raise
+
+
+def _discard_empty_run_dir(path: Path) -> None:
+    """A run refused before it started leaves no run dir behind (only Hydra's own files)."""
+    if all(p.name in (".hydra", "pipeline.log") for p in path.iterdir()):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    guarded(_main)

@@ -1,0 +1,252 @@
+"""Double DQN with a target network, masked actions and a numpy replay buffer.
+
+The math lives in pure functions (`linear_epsilon`, `masked_argmax`, `masked_max`,
+`td_target`) so it can be tested without a network; `DQNAgent` wires them together.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.agents.base import Transition
+from pipeline.agents.networks import QNetwork
+from pipeline.agents.replay import ReplayBuffer
+
+
+# ---------------------------------------------------------------- pure functions
+def linear_epsilon(step: int, start: float, end: float, decay_steps: int) -> float:
+    """Epsilon falls linearly from `start` to `end` over `decay_steps`, then stays at `end`."""
+    if decay_steps <= 0:
+        return end
+    frac = min(max(step, 0) / decay_steps, 1.0)
+    return start + frac * (end - start)
+
+
+def masked_argmax(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Index of the best legal action per row (rows with no legal action give 0)."""
+    if mask is None:
+        return q.argmax(dim=-1)
+    return q.masked_fill(~mask, -torch.inf).argmax(dim=-1)
+
+
+def masked_max(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Best legal Q-value per row; 0 for rows with no legal action (a terminal state)."""
+    if mask is None:
+        return q.max(dim=-1).values
+    best = q.masked_fill(~mask, -torch.inf).max(dim=-1).values
+    return torch.where(mask.any(dim=-1), best, torch.zeros_like(best))
+
+
+def td_target(rewards: torch.Tensor, dones: torch.Tensor, discounts: torch.Tensor,
+              next_q_target: torch.Tensor, next_mask: torch.Tensor | None,
+              next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+    """r + discount * (1 - done) * Q_target(s', a*), a* over legal actions only.
+
+    Double DQN (van Hasselt et al. 2016) picks a* with the online network
+    (`next_q_online`) and evaluates it with the target network; plain DQN takes the
+    target network's own max.
+    """
+    if next_q_online is None:
+        next_v = masked_max(next_q_target, next_mask)
+    else:
+        best = masked_argmax(next_q_online, next_mask)
+        next_v = next_q_target.gather(1, best.unsqueeze(1)).squeeze(1)
+        if next_mask is not None:
+            next_v = torch.where(next_mask.any(dim=-1), next_v, torch.zeros_like(next_v))
+    return rewards + discounts * (1.0 - dones) * next_v
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' takes CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------- agent
+class DQNAgent:
+    """Double DQN (optionally n-step and dueling) over a discrete, maskable action space."""
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.spaces.Discrete,
+        *,
+        seed: int = 0,
+        env: Any = None,
+        lr: float = 5e-4,
+        gamma: float = 0.99,
+        batch_size: int = 64,
+        buffer_size: int = 100_000,
+        learning_starts: int = 1_000,
+        train_freq: int = 4,
+        gradient_steps: int = 1,
+        target_update_interval: int = 1_000,
+        tau: float = 1.0,
+        eps_start: float = 1.0,
+        eps_end: float = 0.05,
+        eps_decay_steps: int = 20_000,
+        hidden_sizes: tuple[int, ...] | list[int] = (256, 256),
+        double: bool = True,
+        dueling: bool = False,
+        n_step: int = 1,
+        max_grad_norm: float = 10.0,
+        device: str = "auto",
+    ) -> None:
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ValueError(f"agent=dqn: observation space {observation_space} is not a Box "
+                             "(a vector or a stacked screen); remove env.ram_features or pick "
+                             "another agent")
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError(f"agent=dqn: action space {action_space} is not Discrete")
+        self.n_actions = int(action_space.n)
+        self.gamma, self.batch_size = gamma, batch_size
+        self.learning_starts, self.train_freq = learning_starts, train_freq
+        self.gradient_steps, self.target_update_interval = gradient_steps, target_update_interval
+        self.tau, self.double, self.n_step = tau, double, n_step
+        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, eps_decay_steps
+        self.max_grad_norm = max_grad_norm
+        self.device = resolve_device(device)
+
+        self.rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        obs_shape = tuple(observation_space.shape)
+        self.online = QNetwork(obs_shape, self.n_actions, tuple(hidden_sizes), dueling).to(self.device)
+        self.target = QNetwork(obs_shape, self.n_actions, tuple(hidden_sizes), dueling).to(self.device)
+        self.target.load_state_dict(self.online.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=lr)
+        self.buffer = ReplayBuffer(buffer_size, obs_shape, observation_space.dtype, self.n_actions)
+        self._pending: deque[Transition] = deque()  # n-step window
+        self.steps = 0  # transitions observed (drives epsilon)
+        self.updates = 0  # gradient steps taken
+        self.last_target_sync = 0  # env step of the last hard target update
+
+    # ---- acting
+    @property
+    def epsilon(self) -> float:
+        return linear_epsilon(self.steps, self.eps_start, self.eps_end, self.eps_decay_steps)
+
+    def act(self, obs: np.ndarray, info: dict[str, Any], *, explore: bool = True) -> int:
+        mask = info.get("action_mask")
+        if explore and self.rng.random() < self.epsilon:
+            legal = np.flatnonzero(mask) if mask is not None else None
+            if legal is None:
+                return int(self.rng.integers(self.n_actions))
+            return int(legal[self.rng.integers(len(legal))])
+        return int(self.greedy(obs[None], None if mask is None else mask[None])[0])
+
+    @torch.no_grad()
+    def greedy(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        """Best legal action for a batch of observations."""
+        q = self.online(torch.as_tensor(obs, device=self.device))
+        m = None if masks is None else torch.as_tensor(masks, device=self.device)
+        return masked_argmax(q, m).cpu().numpy()
+
+    @torch.no_grad()
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        return self.online(torch.as_tensor(obs, device=self.device)).cpu().numpy()
+
+    # ---- learning
+    def observe(self, transition: Transition) -> None:
+        self.steps += 1
+        if self.n_step == 1:
+            self.buffer.add(transition.obs, transition.action, transition.reward,
+                            transition.next_obs, transition.terminated, transition.next_mask,
+                            self.gamma)
+            return
+        self._pending.append(transition)
+        if len(self._pending) == self.n_step:
+            self._emit_oldest()
+        if transition.terminated or transition.truncated:
+            while self._pending:
+                self._emit_oldest()
+
+    def _emit_oldest(self) -> None:
+        """Fold the window into one n-step transition starting at its oldest step."""
+        ret, discount = 0.0, 1.0
+        last = self._pending[0]
+        for t in self._pending:
+            ret += discount * t.reward
+            discount *= self.gamma
+            last = t
+            if t.terminated or t.truncated:
+                break
+        first = self._pending.popleft()
+        self.buffer.add(first.obs, first.action, ret, last.next_obs, last.terminated,
+                        last.next_mask, discount)
+
+    def update(self, step: int) -> dict[str, float]:
+        if len(self.buffer) < max(self.learning_starts, self.batch_size) or step % self.train_freq:
+            return {}
+        loss = q_mean = 0.0
+        for _ in range(self.gradient_steps):
+            loss, q_mean = self._gradient_step()
+        if self.tau >= 1.0:
+            if step - self.last_target_sync >= self.target_update_interval:
+                self.target.load_state_dict(self.online.state_dict())
+                self.last_target_sync = step
+        else:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.target.parameters()),
+                                     list(self.online.parameters()), self.tau)
+        return {"train/loss": loss, "train/q_mean": q_mean, "train/epsilon": self.epsilon,
+                "train/buffer_size": float(len(self.buffer))}
+
+    def _gradient_step(self) -> tuple[float, float]:
+        b = {k: torch.as_tensor(v, device=self.device)
+             for k, v in self.buffer.sample(self.batch_size, self.rng).items()}
+        n = self.batch_size
+        if self.double:
+            # One forward over obs and next_obs together: fewer dispatches on small nets.
+            q_all = self.online(torch.cat([b["obs"], b["next_obs"]]))
+            q, next_online = q_all[:n], q_all[n:].detach()
+        else:
+            q, next_online = self.online(b["obs"]), None
+        with torch.no_grad():
+            target = td_target(b["rewards"], b["dones"], b["discounts"],
+                               self.target(b["next_obs"]), b["next_masks"], next_online)
+        q_taken = q.gather(1, b["actions"].unsqueeze(1)).squeeze(1)
+        loss = nn.functional.smooth_l1_loss(q_taken, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.online.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        return float(loss.detach()), float(q_taken.detach().mean())
+
+    # ---- persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "buffer": {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v)
+                       for k, v in self.buffer.state_dict().items()},
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "steps": self.steps,
+            "updates": self.updates,
+            "last_target_sync": self.last_target_sync,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.buffer.load_state_dict({k: (v.numpy() if isinstance(v, torch.Tensor) else v)
+                                     for k, v in state["buffer"].items()})
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.steps = int(state["steps"])
+        self.updates = int(state["updates"])
+        self.last_target_sync = int(state["last_target_sync"])
+        self._pending.clear()
+
+    def policy_model(self) -> nn.Module:
+        return self.online

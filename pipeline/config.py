@@ -1,0 +1,159 @@
+"""Structured-config schemas: every YAML under conf/ is checked against one of these.
+
+An unknown key or a wrongly typed value fails at composition; `validate` adds the range
+checks a type cannot express. Each group option's YAML names its schema first in its
+defaults list (e.g. conf/env/balatro.yaml starts with `- _balatro_schema`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that is out of range; the message is one line naming the key."""
+
+
+# ---------------------------------------------------------------- env
+@dataclass
+class BalatroEnvConfig:
+    _target_: str = "pipeline.envs.balatro.BalatroEnv"
+    name: str = "balatro"
+    mode: str = "run"
+    stake: str = "white"
+    deck: str = "red"
+    start_ante: int = 1
+    blind: str = "small"
+    endless: bool = False
+    max_steps: int = 2000
+    render_mode: Optional[str] = "rgb_array"
+
+
+# ---------------------------------------------------------------- agents
+@dataclass
+class DQNAgentConfig:
+    _target_: str = "pipeline.agents.dqn.DQNAgent"
+    name: str = "dqn"
+    lr: float = 5e-4
+    gamma: float = 0.99
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1_000
+    train_freq: int = 4
+    gradient_steps: int = 1
+    target_update_interval: int = 1_000
+    tau: float = 1.0
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_steps: int = 20_000
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    double: bool = True
+    dueling: bool = False
+    n_step: int = 1
+    max_grad_norm: float = 10.0
+    device: str = "auto"
+
+
+@dataclass
+class RandomAgentConfig:
+    _target_: str = "pipeline.agents.baselines.RandomAgent"
+    name: str = "random"
+
+
+@dataclass
+class HeuristicAgentConfig:
+    _target_: str = "pipeline.agents.baselines.HeuristicAgent"
+    name: str = "heuristic"
+
+
+# ---------------------------------------------------------------- tracking
+@dataclass
+class MLflowTrackingConfig:
+    _target_: str = "pipeline.tracking.mlflow_tracker.MLflowTracker"
+    uri: str = "sqlite:///outputs/mlflow.db"
+    artifact_dir: Optional[str] = "outputs/mlartifacts"
+    experiment: Optional[str] = None
+    flush_interval_s: float = 2.0
+
+
+@dataclass
+class NullTrackingConfig:
+    _target_: str = "pipeline.tracking.null.NullTracker"
+
+
+# ---------------------------------------------------------------- run
+@dataclass
+class RunConfig:
+    total_steps: int = 100_000
+    eval_every: int = 25_000
+    eval_episodes: int = 20
+    eval_seed: int = 10_000
+    checkpoint_every: int = 25_000
+    log_every: int = 1_000
+    resume: Optional[str] = None
+    objective: str = "eval/ep_return"
+    torch_threads: int = 1
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    env: Any = MISSING
+    agent: Any = MISSING
+    tracking: Any = MISSING
+    callbacks: Any = field(default_factory=dict)
+    run: RunConfig = field(default_factory=RunConfig)
+    seed: int = 0
+    name: Optional[str] = None
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="_config_schema", node=Config)
+    cs.store(group="env", name="_balatro_schema", node=BalatroEnvConfig)
+    cs.store(group="agent", name="_dqn_schema", node=DQNAgentConfig)
+    cs.store(group="agent", name="_random_schema", node=RandomAgentConfig)
+    cs.store(group="agent", name="_heuristic_schema", node=HeuristicAgentConfig)
+    cs.store(group="tracking", name="_mlflow_schema", node=MLflowTrackingConfig)
+    cs.store(group="tracking", name="_none_schema", node=NullTrackingConfig)
+    _register_optional(cs)
+
+
+def _register_optional(cs: ConfigStore) -> None:
+    """Schemas that live beside their env (their modules import no heavy dependency)."""
+    try:
+        from pipeline.envs.gameboy import GameBoyEnvConfig
+        from pipeline.envs.pokemon_red import PokemonRedEnvConfig
+    except ImportError:
+        return
+    cs.store(group="env", name="_gameboy_schema", node=GameBoyEnvConfig)
+    cs.store(group="env", name="_pokemon_red_schema", node=PokemonRedEnvConfig)
+
+
+# ---------------------------------------------------------------- range checks
+_POSITIVE = ("run.total_steps", "agent.lr", "agent.batch_size", "agent.buffer_size",
+             "agent.train_freq", "agent.gradient_steps", "agent.n_step", "env.max_steps",
+             "run.log_every", "run.torch_threads")
+_NON_NEGATIVE = ("run.eval_every", "run.eval_episodes", "run.checkpoint_every",
+                 "agent.learning_starts", "agent.target_update_interval",
+                 "agent.eps_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
+_UNIT_INTERVAL = ("agent.gamma", "agent.tau", "agent.eps_start", "agent.eps_end")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range checks; raises ConfigError naming the key, the value and what was expected."""
+    for key in _POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key}: {value} is not allowed (expected a number > 0)")
+    for key in _NON_NEGATIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}: {value} is not allowed (expected a number >= 0)")
+    for key in _UNIT_INTERVAL:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{key}: {value} is not allowed (expected a number in [0, 1])")

@@ -1,0 +1,294 @@
+"""The run: build the parts from the config, train, evaluate, summarise.
+
+`main(cfg)` is what `python -m pipeline` calls and what tests call with a config composed
+by `hydra.compose`; it returns the sweep objective. Read it top to bottom: `build`, then
+`train` (the loop), then `evaluate`, then the summary.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.agents.base import Transition
+from pipeline.callbacks.base import Callback, CallbackList, EpisodeSummary, RunState
+from pipeline.config import ConfigError, validate
+from pipeline.tracking.redact import redact
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Parts:
+    env: Any
+    eval_env: Any
+    agent: Any
+    tracker: Any
+    callbacks: CallbackList
+
+
+# ---------------------------------------------------------------- entry point
+def main(cfg: DictConfig) -> float:
+    """Train and evaluate one agent on one env; return the objective (run.objective)."""
+    validate(cfg)
+    import torch
+
+    torch.set_num_threads(cfg.run.torch_threads)
+    parts = build(cfg)
+    resume = _load_resume(cfg, parts.tracker) if cfg.run.resume else None
+    state = RunState(cfg=cfg, env=parts.env, agent=parts.agent, tracker=parts.tracker,
+                     output_dir=_output_dir())
+    name = cfg.name or f"{cfg.env.name}__{cfg.agent.name}__{cfg.seed}"
+    if resume is None:
+        parts.tracker.start_run(name, tags=_tags(cfg), experiment=cfg.env.name)
+        parts.tracker.log_params(_params(cfg))
+        parts.tracker.log_artifact(_write_config(cfg, state.output_dir))
+    else:
+        parts.tracker.start_run(name, run_id=resume["run_id"], experiment=cfg.env.name)
+        _restore(state, resume)
+    try:
+        results = train(cfg, parts, state)
+    except BaseException as ex:
+        parts.tracker.end_run("KILLED" if isinstance(ex, KeyboardInterrupt) else "FAILED")
+        raise
+    finally:
+        parts.env.close()
+        parts.eval_env.close()
+    parts.tracker.end_run("FINISHED")
+    objective = _objective(cfg, results, state)
+    print_summary(cfg, state, results, parts.tracker)
+    return objective
+
+
+def build(cfg: DictConfig) -> Parts:
+    """Instantiate env, eval env, agent, tracker and callbacks from their config groups."""
+    import pipeline.envs  # noqa: F401 - registers the envs with gymnasium
+
+    env = _instantiate(cfg.env, "env")
+    eval_env = _instantiate(cfg.env, "env")
+    agent = _instantiate(cfg.agent, "agent", observation_space=env.observation_space,
+                         action_space=env.action_space, env=env.unwrapped, seed=cfg.seed)
+    tracker = _instantiate(cfg.tracking, "tracking")
+    callbacks: list[Callback] = [_instantiate(c, f"callbacks.{k}")
+                                 for k, c in (cfg.callbacks or {}).items()]
+    return Parts(env, eval_env, agent, tracker, CallbackList(callbacks))
+
+
+def _instantiate(node: DictConfig, where: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate without the `name` label, with a one-line error on bad keys."""
+    from hydra.utils import instantiate
+
+    conf = OmegaConf.to_container(node, resolve=True)
+    conf.pop("name", None)
+    log.info("Instantiating %s <%s>", where, conf.get("_target_"))
+    try:
+        return instantiate(conf, **kwargs, _convert_="all")
+    except Exception as ex:
+        cause = ex.__cause__ or ex
+        if isinstance(cause, ValueError):  # the component's own one-line validation message
+            raise ConfigError(str(cause).splitlines()[0]) from cause
+        if isinstance(cause, TypeError):  # e.g. an unexpected keyword in a callback config
+            raise ConfigError(f"{where}: {str(cause).splitlines()[0]}") from cause
+        raise
+
+
+# ---------------------------------------------------------------- the loop
+def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
+    env, agent, callbacks, run = parts.env, parts.agent, parts.callbacks, cfg.run
+    if state.obs is None:
+        state.obs, state.info = env.reset(seed=episode_seed(cfg.seed, state.episode))
+    n_actions = int(env.action_space.n)
+    state.start_time, state.start_step = time.perf_counter(), state.step
+    callbacks.on_run_start(state)
+    results: dict[str, float] = {}
+    keep_going = True
+    while keep_going and state.step < run.total_steps:
+        action = agent.act(state.obs, state.info, explore=True)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        state.step += 1
+        mask = info.get("action_mask")
+        transition = Transition(state.obs, action, float(reward), next_obs, terminated,
+                                truncated, mask if mask is not None else np.ones(n_actions, bool),
+                                info)
+        agent.observe(transition)
+        metrics = agent.update(state.step)
+        if metrics:
+            callbacks.on_update(state, metrics)
+        state.episode_return += float(reward)
+        state.episode_length += 1
+        state.obs, state.info = next_obs, info
+        if terminated or truncated:
+            summary = EpisodeSummary(state.episode, state.episode_return,
+                                     state.episode_length, info)
+            state.returns.append(state.episode_return)
+            keep_going = callbacks.on_episode_end(state, summary)
+            state.episode += 1
+            state.episode_return, state.episode_length = 0.0, 0
+            state.obs, state.info = env.reset(seed=episode_seed(cfg.seed, state.episode))
+        keep_going = callbacks.on_step(state, transition) and keep_going
+        if run.eval_every and state.step % run.eval_every == 0 and state.step < run.total_steps:
+            results = evaluate(agent, parts.eval_env, run.eval_episodes, run.eval_seed)
+            callbacks.on_eval(state, results)
+    if run.eval_episodes:
+        results = evaluate(agent, parts.eval_env, run.eval_episodes, run.eval_seed)
+        callbacks.on_eval(state, results)
+    callbacks.on_run_end(state)
+    return results
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Training episode k's env seed: a hash of (seed, k) that is stable across processes."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+def evaluate(agent: Any, env: Any, episodes: int, first_seed: int) -> dict[str, float]:
+    """Greedy episodes on seeds first_seed .. first_seed+episodes-1 (the same for every run)."""
+    returns, lengths, games = [], [], []
+    for i in range(episodes):
+        obs, info = env.reset(seed=first_seed + i)
+        ret, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(
+                agent.act(obs, info, explore=False))
+            ret += float(reward)
+            length += 1
+            done = terminated or truncated
+        returns.append(ret)
+        lengths.append(length)
+        games.append(info.get("game", {}))
+    results = {"eval/ep_return": float(np.mean(returns)),
+               "eval/ep_return_std": float(np.std(returns)),
+               "eval/ep_length": float(np.mean(lengths))}
+    for key in games[0] if games else ():
+        results[f"eval/{key}"] = float(np.mean([g[key] for g in games]))
+    return results
+
+
+# ---------------------------------------------------------------- resume
+def _load_resume(cfg: DictConfig, tracker: Any) -> dict[str, Any]:
+    from pipeline.callbacks.checkpoint import LATEST, load_checkpoint
+
+    target = str(cfg.run.resume)
+    path = Path(target)
+    if not path.exists() and "/" not in target and hasattr(tracker, "download_artifact"):
+        path = tracker.download_artifact(target, f"checkpoints/{LATEST}")
+    payload = load_checkpoint(path)
+    if payload.get("run_id") is None:
+        raise ValueError(f"run.resume: {target} was written without tracking; "
+                         "nothing to continue in the store")
+    return payload
+
+
+def _restore(state: RunState, payload: dict[str, Any]) -> None:
+    state.agent.load_state_dict(payload["agent"])
+    env = state.env.unwrapped
+    if payload["env"] is not None and hasattr(env, "load_state_dict"):
+        env.load_state_dict(payload["env"])
+        state.obs = payload["obs"].numpy()
+        mask = payload["action_mask"]
+        state.info = {} if mask is None else {"action_mask": mask.numpy()}
+        state.episode_return = payload["episode_return"]
+        state.episode_length = payload["episode_length"]
+    state.step, state.episode = payload["step"], payload["episode"]
+    state.returns = list(payload["returns"])
+    log.info("Resumed run %s at step %d (episode %d)", payload["run_id"], state.step,
+             state.episode)
+
+
+# ---------------------------------------------------------------- tracking helpers
+def _output_dir() -> Path:
+    """Hydra's run dir under `python -m pipeline`; a fresh dir under outputs/ otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        path = Path(HydraConfig.get().runtime.output_dir)
+    else:
+        path = Path("outputs/runs") / time.strftime("%Y-%m-%d/%H-%M-%S")
+        path = path.with_name(f"{path.name}_{time.time_ns() % 1_000_000:06d}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _params(cfg: DictConfig) -> dict[str, Any]:
+    """Env, agent and run settings, flattened (agent.lr, env.mode, ...), plus the seed."""
+    flat: dict[str, Any] = {"seed": cfg.seed}
+    for group in ("env", "agent", "run"):
+        node = OmegaConf.to_container(cfg[group], resolve=True)
+        for key, value in node.items():
+            if key != "_target_":
+                flat[f"{group}.{key}"] = value
+    return redact(flat)
+
+
+def _tags(cfg: DictConfig) -> dict[str, str]:
+    return {"env": cfg.env.name, "agent": cfg.agent.name, "seed": str(cfg.seed),
+            "git_commit": _git_commit(), "config_hash": config_hash(cfg)}
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config, without the settings that do not change results."""
+    node = OmegaConf.to_container(cfg, resolve=True)
+    node.get("run", {}).pop("resume", None)
+    node.get("run", {}).pop("progress", None)
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(node)).encode()).hexdigest()[:12]
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _write_config(cfg: DictConfig, output_dir: Path) -> Path:
+    path = output_dir / "config.yaml"
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(redact(
+        OmegaConf.to_container(cfg, resolve=True)))))
+    return path
+
+
+def _objective(cfg: DictConfig, results: dict[str, float], state: RunState) -> float:
+    """The last evaluation's run.objective; without evaluation, the recent mean return."""
+    if cfg.run.objective in results:
+        return float(results[cfg.run.objective])
+    recent = state.returns[-100:]
+    return float(np.mean(recent)) if recent else float("nan")
+
+
+# ---------------------------------------------------------------- summary
+def print_summary(cfg: DictConfig, state: RunState, results: dict[str, float],
+                  tracker: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    elapsed = time.perf_counter() - state.start_time
+    recent = state.returns[-100:]
+    table = Table(title=f"{cfg.env.name} / {cfg.agent.name} / seed {cfg.seed}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("steps", f"{state.step:,}")
+    table.add_row("episodes", f"{state.episode:,}")
+    table.add_row("wall time", f"{elapsed:.1f} s ({(state.step - state.start_step) / max(elapsed, 1e-9):,.0f} steps/s)")
+    if recent:
+        table.add_row("mean return (last 100 episodes)", f"{np.mean(recent):.3f}")
+        table.add_row("best return", f"{max(state.returns):.3f}")
+    if "eval/ep_return" in results:
+        table.add_row(f"eval return ({cfg.run.eval_episodes} greedy episodes)",
+                      f"{results['eval/ep_return']:.3f} +- {results['eval/ep_return_std']:.3f}")
+        for key, value in results.items():
+            if key not in ("eval/ep_return", "eval/ep_return_std", "eval/ep_length"):
+                table.add_row(key, f"{value:.3f}")
+    for key, value in tracker.describe().items():
+        table.add_row(f"mlflow {key}" if key != "ui" else "open the UI", value)
+    table.add_row("outputs", str(state.output_dir))
+    Console().print(table)
