@@ -1,0 +1,59 @@
+"""Every config group option composes against its schema; range checks name the key."""
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from pipeline.config import ConfigError, validate
+from tests.conftest import CONF
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_defaults_are_balatro_dqn_mlflow(compose_cfg):
+    cfg = compose_cfg()
+    assert (cfg.env.name, cfg.agent.name) == ("balatro", "dqn")
+    assert cfg.tracking._target_.endswith("MLflowTracker")
+    assert set(cfg.callbacks) == {"metrics", "checkpoint", "progress"}
+    validate(cfg)
+
+
+@pytest.mark.parametrize("group", ["env", "agent", "tracking", "callbacks", "debug"])
+def test_every_group_option_composes(compose_cfg, group):
+    options = _options(group)
+    assert options, f"conf/{group}/ has no options"
+    for option in options:
+        cfg = compose_cfg(f"{group}={option}")
+        OmegaConf.to_container(cfg, resolve=False)  # every node is well formed
+        if group in ("env", "agent"):
+            assert cfg[group].name == option
+
+
+def test_every_env_agent_pair_composes(compose_cfg):
+    for env in _options("env"):
+        for agent in _options("agent"):
+            cfg = compose_cfg(f"env={env}", f"agent={agent}")
+            assert cfg.env.name == env and cfg.agent.name == agent
+
+
+def test_schema_fills_defaults_and_keeps_types(compose_cfg):
+    cfg = compose_cfg("agent.lr=0.001", "run.total_steps=5")
+    assert cfg.agent.lr == 0.001 and isinstance(cfg.run.total_steps, int)
+    assert OmegaConf.get_type(cfg.run).__name__ == "RunConfig"
+
+
+@pytest.mark.parametrize("override,key", [
+    ("run.total_steps=0", "run.total_steps"),
+    ("agent.lr=-1", "agent.lr"),
+    ("agent.gamma=1.5", "agent.gamma"),
+    ("run.eval_episodes=-2", "run.eval_episodes"),
+])
+def test_validate_names_the_key(compose_cfg, override, key):
+    with pytest.raises(ConfigError, match=rf"^{key}: .*expected"):
+        validate(compose_cfg(override))
+
+
+def test_debug_smoke_is_short(compose_cfg):
+    assert compose_cfg("debug=smoke").run.total_steps <= 2000
