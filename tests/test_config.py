@@ -16,7 +16,7 @@ def test_defaults_are_balatro_dqn_mlflow(compose_cfg):
     cfg = compose_cfg()
     assert (cfg.env.name, cfg.agent.name) == ("balatro", "dqn")
     assert cfg.tracking._target_.endswith("MLflowTracker")
-    assert set(cfg.callbacks) == {"metrics", "checkpoint", "progress"}
+    assert {"metrics", "checkpoint", "progress", "media"} <= set(cfg.callbacks)
     validate(cfg)
 
 
