@@ -151,6 +151,17 @@ def episode_seed(seed: int, episode: int) -> int:
 
 def evaluate(agent: Any, env: Any, episodes: int, first_seed: int) -> dict[str, float]:
     """Greedy episodes on seeds first_seed .. first_seed+episodes-1 (the same for every run)."""
+    bound = getattr(agent, "env", None)
+    if bound is None:
+        return _evaluate(agent, env, episodes, first_seed)
+    agent.env = env.unwrapped  # agents that read their env must read the one being played
+    try:
+        return _evaluate(agent, env, episodes, first_seed)
+    finally:
+        agent.env = bound
+
+
+def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int) -> dict[str, float]:
     returns, lengths, games = [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=first_seed + i)

@@ -30,7 +30,9 @@ class Agent(Protocol):
     """Every agent is built as `Agent(observation_space=..., action_space=..., env=..., **cfg)`.
 
     `env` is the unwrapped env; most agents ignore it, LLM agents use its text interface
-    (`describe_actions()`, `parse_action(text)`).
+    (`describe_actions()`, `parse_action(text)`). An agent that reads its env keeps it in
+    the attribute `env`: the loop points that attribute at whichever env is being played
+    (the training env, or the evaluation env during `run.evaluate`).
     """
 
     def act(self, obs: np.ndarray, info: dict[str, Any], *, explore: bool = True) -> int: ...

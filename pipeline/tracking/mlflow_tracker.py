@@ -36,6 +36,9 @@ class MLflowTracker:
         self._write_lock = threading.Lock()  # one writer at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # On resume: the last step already stored per metric key. Points at or below it
+        # were logged before the crash, so re-logging them would duplicate steps.
+        self._floor: dict[str, int] = {}
 
     # ---- run lifecycle
     @property
@@ -57,6 +60,8 @@ class MLflowTracker:
                 self.experiment_id = run.info.experiment_id
                 self.client.update_run(run_id, status="RUNNING")
                 self.run_id = run_id
+                self._floor = {key: max(m.step for m in self.client.get_metric_history(run_id, key))
+                               for key in run.data.metrics}
             else:
                 self.experiment_id = self._experiment_id(self.experiment or experiment or "Default")
                 run = self.client.create_run(self.experiment_id, run_name=name,
@@ -109,12 +114,31 @@ class MLflowTracker:
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        points = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items()]
+        points = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items()
+                  if not self._floor or step > self._floor.get(k, -1)]
         with self._lock:
             self._pending.extend(points)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def download_artifact(self, run_id: str, artifact_path: str) -> Path:
+        """A run's artifact as a local file (used to resume from a run id)."""
+        import tempfile
+
+        try:
+            self.client.get_run(run_id)
+        except Exception as ex:  # noqa: BLE001 - unknown id or unreachable store
+            raise TrackingError(f"run.resume: {run_id} is not a run in {redact_text(self.uri)} "
+                                f"(expected a checkpoint path or a run id): {_first_line(ex)}"
+                                ) from ex
+        try:
+            local = self.client.download_artifacts(run_id, artifact_path,
+                                                   tempfile.mkdtemp(prefix="resume-"))
+        except Exception as ex:  # noqa: BLE001
+            raise TrackingError(f"run.resume: run {run_id} has no {artifact_path} "
+                                "(was it run with the checkpoint callback?)") from ex
+        return Path(local)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
