@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.agents.base import Transition
 from pipeline.callbacks.base import Callback, CallbackList, EpisodeSummary, RunState
 from pipeline.config import ConfigError, validate
+from pipeline.tracking import sweep
 from pipeline.tracking.redact import redact
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class Parts:
 def main(cfg: DictConfig) -> float:
     """Train and evaluate one agent on one env; return the objective (run.objective)."""
     validate(cfg)
+    job = sweep.current_job()  # set when this run is one job of a multirun (a child run)
+    if job is not None and (reused := sweep.reuse_finished(cfg, job)) is not None:
+        return reused  # hydra.callbacks.sweep.skip_finished: this config FINISHED before
     import torch
 
     torch.set_num_threads(cfg.run.torch_threads)
@@ -46,9 +50,10 @@ def main(cfg: DictConfig) -> float:
     resume = _load_resume(cfg, parts.tracker) if cfg.run.resume else None
     state = RunState(cfg=cfg, env=parts.env, agent=parts.agent, tracker=parts.tracker,
                      output_dir=_output_dir())
-    name = cfg.name or f"{cfg.env.name}__{cfg.agent.name}__{cfg.seed}"
+    name = job.run_name if job else cfg.name or f"{cfg.env.name}__{cfg.agent.name}__{cfg.seed}"
     if resume is None:
-        parts.tracker.start_run(name, tags=_tags(cfg), experiment=cfg.env.name)
+        parts.tracker.start_run(name, tags={**_tags(cfg), **(job.tags if job else {})},
+                                experiment=job.experiment if job else cfg.env.name)
         parts.tracker.log_params(_params(cfg))
         parts.tracker.log_artifact(_write_config(cfg, state.output_dir))
     else:
@@ -62,8 +67,9 @@ def main(cfg: DictConfig) -> float:
     finally:
         parts.env.close()
         parts.eval_env.close()
-    parts.tracker.end_run("FINISHED")
     objective = _objective(cfg, results, state)
+    parts.tracker.log_metrics({sweep.OBJECTIVE_METRIC: objective}, state.step)
+    parts.tracker.end_run("FINISHED")
     print_summary(cfg, state, results, parts.tracker)
     return objective
 
@@ -102,7 +108,10 @@ def _instantiate(node: DictConfig, where: str, **kwargs: Any) -> Any:
 
 # ---------------------------------------------------------------- the loop
 def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
-    env, agent, callbacks, run = parts.env, parts.agent, parts.callbacks, cfg.run
+    env, agent, callbacks = parts.env, parts.agent, parts.callbacks
+    # Plain ints: reading a DictConfig in the hot loop costs more than the env step.
+    total_steps, eval_every = int(cfg.run.total_steps), int(cfg.run.eval_every)
+    eval_episodes, eval_seed = int(cfg.run.eval_episodes), int(cfg.run.eval_seed)
     if state.obs is None:
         state.obs, state.info = env.reset(seed=episode_seed(cfg.seed, state.episode))
     n_actions = int(env.action_space.n)
@@ -110,7 +119,7 @@ def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
     callbacks.on_run_start(state)
     results: dict[str, float] = {}
     keep_going = True
-    while keep_going and state.step < run.total_steps:
+    while keep_going and state.step < total_steps:
         action = agent.act(state.obs, state.info, explore=True)
         next_obs, reward, terminated, truncated, info = env.step(action)
         state.step += 1
@@ -134,11 +143,11 @@ def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
             state.episode_return, state.episode_length = 0.0, 0
             state.obs, state.info = env.reset(seed=episode_seed(cfg.seed, state.episode))
         keep_going = callbacks.on_step(state, transition) and keep_going
-        if run.eval_every and state.step % run.eval_every == 0 and state.step < run.total_steps:
-            results = evaluate(agent, parts.eval_env, run.eval_episodes, run.eval_seed)
+        if eval_every and state.step % eval_every == 0 and state.step < total_steps:
+            results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed)
             callbacks.on_eval(state, results)
-    if run.eval_episodes:
-        results = evaluate(agent, parts.eval_env, run.eval_episodes, run.eval_seed)
+    if eval_episodes:
+        results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed)
         callbacks.on_eval(state, results)
     callbacks.on_run_end(state)
     return results

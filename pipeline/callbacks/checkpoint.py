@@ -28,9 +28,13 @@ class CheckpointCallback(Callback):
 
     def __init__(self, upload: bool = True) -> None:
         self.upload = upload
+        self._every = 0
+
+    def on_run_start(self, state: RunState) -> None:
+        self._every = int(state.cfg.run.checkpoint_every)
 
     def on_step(self, state: RunState, transition: Transition) -> bool:
-        every = state.cfg.run.checkpoint_every
+        every = self._every
         if every and state.step % every == 0:
             self.save(state)
         return True

@@ -17,13 +17,15 @@ class MetricsCallback(Callback):
         self._counts: dict[str, int] = defaultdict(int)
         self._last_time = 0.0
         self._last_step = 0
+        self._log_every = 1
 
     def on_run_start(self, state: RunState) -> None:
         self._last_time = time.perf_counter()
         self._last_step = state.step
+        self._log_every = int(state.cfg.run.log_every)
 
     def on_step(self, state: RunState, transition: Transition) -> bool:
-        if state.step % state.cfg.run.log_every == 0:
+        if state.step % self._log_every == 0:
             self._log_window(state)
         return True
 

@@ -138,3 +138,28 @@ def test_state_dict_round_trip_gives_identical_actions_and_updates():
     b.load_state_dict(a.state_dict())
     assert [a.act(obs, info) for _ in range(20)] == [b.act(obs, info) for _ in range(20)]
     assert a.update(40) == b.update(40)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_numpy_acting_path_matches_the_torch_network(dueling):
+    env = ToyEnv(n_states=7)
+    agent = DQNAgent(env.observation_space, env.action_space, seed=2, dueling=dueling,
+                     hidden_sizes=[32, 16], device="cpu")
+    obs = np.random.default_rng(0).random((50, 7), dtype=np.float32)
+    masks = np.ones((50, 8), bool)
+    masks[:, -1] = False
+    with torch.no_grad():
+        expected = agent.online(torch.as_tensor(obs)).numpy()
+    from pipeline.agents.dqn import _numpy_forward
+    got = np.stack([_numpy_forward(agent._np_layers, dueling, o) for o in obs])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # The views follow the optimizer's in-place updates.
+    with torch.no_grad():
+        for p in agent.online.parameters():
+            p.add_(0.1)
+        expected = agent.online(torch.as_tensor(obs)).numpy()
+    got = np.stack([_numpy_forward(agent._np_layers, dueling, o) for o in obs])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    greedy = agent.greedy(obs, masks)
+    assert [agent.act(o, {"action_mask": m}, explore=False) for o, m in zip(obs, masks)] == \
+        greedy.tolist()
