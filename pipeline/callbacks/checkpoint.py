@@ -16,6 +16,7 @@ import torch
 
 from pipeline.agents.base import Transition
 from pipeline.callbacks.base import Callback, RunState
+from pipeline.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"run.resume: {path} does not exist (expected a checkpoint file "
-                         "or an MLflow run id)") from None
-    except Exception as ex:  # noqa: BLE001 - corrupt or foreign file
-        raise ValueError(f"run.resume: {path} is not a readable checkpoint "
-                         f"({type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''})"
-                         ) from None
+        raise ConfigError(f"run.resume: {path} does not exist (expected a checkpoint file "
+                          "or an MLflow run id)") from None
+    except Exception as ex:  # noqa: BLE001 - corrupt, truncated, or holding code objects
+        raise ConfigError(f"run.resume: {path} is not a readable checkpoint "
+                          f"({type(ex).__name__}; only tensors and plain values are loaded)"
+                          ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise ValueError(f"run.resume: {path} is not a pipeline checkpoint "
+        raise ConfigError(f"run.resume: {path} is not a pipeline checkpoint "
                          f"(expected format {FORMAT_VERSION})")
     return payload

@@ -38,6 +38,9 @@ class MetricsCallback(Callback):
         metrics = {"rollout/ep_return": episode.ret, "rollout/ep_length": float(episode.length)}
         for key, value in episode.info.get("game", {}).items():
             metrics[f"game/{key}"] = float(value)
+        episode_metrics = getattr(state.agent, "episode_metrics", None)  # e.g. LLM agents' llm/ep_*
+        if episode_metrics is not None:
+            metrics.update(episode_metrics())
         state.tracker.log_metrics(metrics, state.step)
         return True
 

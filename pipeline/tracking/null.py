@@ -36,3 +36,39 @@ class NullTracker:
 
     def describe(self) -> dict[str, str]:
         return {"tracking": "none (nothing was recorded)"}
+
+    # ---- models: nothing is logged or registered, so there is nothing to look up
+    def log_model(self, kind: str, **kwargs: Any) -> None:
+        return None
+
+    def log_pytorch_model(self, model: Any, name: str, **kwargs: Any) -> None:
+        return None
+
+    def log_pyfunc_model(self, name: str, python_model: str | Path, **kwargs: Any) -> None:
+        return None
+
+    def register_model(self, name: str, model_uri: str, **kwargs: Any) -> None:
+        return None
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        pass
+
+    def get_alias_version(self, name: str, alias: str) -> None:
+        return None
+
+    def set_model_version_tags(self, name: str, version: str, tags: dict[str, Any]) -> None:
+        pass
+
+    def load_pytorch_model(self, model_uri: str) -> None:
+        return None
+
+    # ---- the old tracker's calls
+    def log_episode_end(self, agent: Any) -> None:
+        pass
+
+    def log_custom_metric(self, name: str, value: float, step: int | None = None) -> None:
+        pass
+
+    # ---- LLM call tracing: nothing is recorded
+    def enable_tracing(self, flavor: str) -> None:
+        pass

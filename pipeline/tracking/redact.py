@@ -10,8 +10,9 @@ _URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/
 
 
 def is_secret_key(key: str) -> bool:
-    """A config key whose value must never be logged (env-var *names* are fine: `*_env`)."""
-    return bool(_SECRET_KEY.search(key)) and not key.endswith("_env")
+    """A config key whose value must never be logged (env-var *names* are fine: `*_env`;
+    so are token counts such as an LLM agent's `max_tokens`: `*_tokens`)."""
+    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_env", "_tokens"))
 
 
 def redact_text(text: str) -> str:
