@@ -32,7 +32,8 @@ class Agent(Protocol):
     `env` is the unwrapped env; most agents ignore it, LLM agents use its text interface
     (`describe_actions()`, `parse_action(text)`). An agent that reads its env keeps it in
     the attribute `env`: the loop points that attribute at whichever env is being played
-    (the training env, or the evaluation env during `run.evaluate`).
+    (the training env, or the evaluation env during `run.evaluate`, set again before each
+    evaluation episode so the agent can start it afresh).
     """
 
     def act(self, obs: np.ndarray, info: dict[str, Any], *, explore: bool = True) -> int: ...
