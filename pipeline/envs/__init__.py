@@ -3,6 +3,7 @@ from gymnasium.envs.registration import register, registry
 
 _ENVS = {
     "pipeline/Balatro-v0": "pipeline.envs.balatro.env:BalatroEnv",
+    "pipeline/BalatroLive-v0": "pipeline.envs.balatro_live:BalatroLiveEnv",
     "pipeline/GameBoy-v0": "pipeline.envs.gameboy:GameBoyEnv",
     "pipeline/PokemonRed-v0": "pipeline.envs.pokemon_red:PokemonRedEnv",
 }

@@ -1,0 +1,76 @@
+"""`python -m pipeline.ui`: starts the MLflow UI on the project's store, prints the address,
+stops it on SIGTERM; a taken port is one line and exit code 2."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.serve.ui import port_taken
+from tests.conftest import REPO
+from tests.serve import free_port
+
+
+def _launch(*args: str, cwd) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "pipeline.ui", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.server
+def test_launcher_starts_the_ui_on_the_project_store_and_stops_it(tmp_path):
+    # The project's store, as `python -m pipeline` leaves it (outputs/ under the launch dir).
+    (tmp_path / "outputs").mkdir()
+    MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow.db").create_experiment("ui-check")
+    port = free_port()
+    proc = _launch("--port", str(port), cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the UI did not come up"
+            time.sleep(0.5)
+        assert httpx.get(url).status_code == 200  # the UI's page
+        found = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name",
+                          params={"experiment_name": "ui-check"})
+        assert found.status_code == 200, found.text  # it reads the project's store
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert f"Starting the MLflow UI on sqlite:///{tmp_path}/outputs/mlflow.db" in out
+    assert f"MLflow UI: {url}" in out and "Stopping the MLflow UI" in out
+    assert not port_taken("127.0.0.1", port)  # the server went with it
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert port_taken("127.0.0.1", port)
+        proc = _launch("--port", str(port), cwd=tmp_path)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == ""
+    assert err == f"error: port {port} is taken (pick another with --port)\n"
+    assert not (tmp_path / "outputs").exists()  # refused before anything was created
+
+
+def test_a_bad_port_is_refused(tmp_path):
+    proc = _launch("--port", "70000", cwd=tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.startswith("error: --port 70000 is not a TCP port")
