@@ -13,8 +13,11 @@ from pipeline.config import register_configs
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def _main(cfg: DictConfig) -> float:
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def _main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -24,10 +27,15 @@ def _main(cfg: DictConfig) -> float:
         return run.main(cfg)
     except Exception as ex:
         # In a single run, a user error ends here as one line (Hydra would add its own
-        # report first); in a sweep the job fails and the sweep goes on.
+        # report first); in a sweep the job is recorded as a FAILED child run and the
+        # sweep goes on (Hydra's sweepers would stop at the first failed job).
         if HydraConfig.get().mode == RunMode.RUN and one_line_error(ex) is not None:
             _discard_empty_run_dir(Path(HydraConfig.get().runtime.output_dir))
             report_and_exit(ex)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            from pipeline.tracking.sweep import job_failed
+
+            return job_failed(cfg, ex)
         raise
 
 

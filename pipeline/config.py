@@ -77,6 +77,7 @@ class MLflowTrackingConfig:
     artifact_dir: Optional[str] = "outputs/mlartifacts"
     experiment: Optional[str] = None
     flush_interval_s: float = 2.0
+    spool_dir: str = "outputs/spool"
 
 
 @dataclass
@@ -110,6 +111,38 @@ class Config:
     name: Optional[str] = None
 
 
+# ---------------------------------------------------------------- serve (python -m pipeline.serve)
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    policy: Optional[str] = None
+    learn: bool = False
+    explore: bool = False
+    ui_port: int = 5000
+
+
+@dataclass
+class ServeAppConfig(Config):
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+
+def _serve_app_schema() -> DictConfig:
+    """conf/serve.yaml's schema: the training config plus a typed `serve` section.
+
+    serve.yaml extends config.yaml (`defaults: [config, _serve_app_schema, _self_]`). A
+    schema merged after config.yaml would reset everything config.yaml composed (groups,
+    experiment=, debug=) to the dataclass defaults; a MISSING value never overrides, so
+    Config's own keys are MISSING here and only `serve` is filled. The root then takes this
+    type: a struct that also has `serve`, whose unknown keys still fail.
+    """
+    node = OmegaConf.structured(ServeAppConfig)
+    for key in node:
+        if key != "serve":
+            node[key] = MISSING
+    return node
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="_config_schema", node=Config)
@@ -119,11 +152,21 @@ def register_configs() -> None:
     cs.store(group="agent", name="_heuristic_schema", node=HeuristicAgentConfig)
     cs.store(group="tracking", name="_mlflow_schema", node=MLflowTrackingConfig)
     cs.store(group="tracking", name="_none_schema", node=NullTrackingConfig)
+    cs.store(name="_serve_app_schema", node=_serve_app_schema())
     _register_optional(cs)
 
 
 def _register_optional(cs: ConfigStore) -> None:
-    """Schemas that live beside their env (their modules import no heavy dependency)."""
+    """Schemas that live beside their env or agent (their modules import no heavy dependency:
+    pyboy, openai and dspy load only when an env or agent is built)."""
+    from pipeline.agents.llm.dspy_agent import DSPyAgentConfig
+    from pipeline.agents.llm.openai_agent import OpenAIAgentConfig
+
+    cs.store(group="agent", name="_openai_schema", node=OpenAIAgentConfig)
+    cs.store(group="agent", name="_dspy_schema", node=DSPyAgentConfig)
+    from pipeline.envs.balatro_live import BalatroLiveEnvConfig
+
+    cs.store(group="env", name="_balatro_live_schema", node=BalatroLiveEnvConfig)
     try:
         from pipeline.envs.gameboy import GameBoyEnvConfig
         from pipeline.envs.pokemon_red import PokemonRedEnvConfig

@@ -59,6 +59,9 @@ def main(cfg: DictConfig) -> float:
     else:
         parts.tracker.start_run(name, run_id=resume["run_id"], experiment=cfg.env.name)
         _restore(state, resume)
+    flavor = getattr(parts.agent, "tracing_flavor", None)
+    if flavor:  # LLM agents: every call becomes an MLflow trace linked to this run
+        parts.tracker.enable_tracing(flavor)
     try:
         results = train(cfg, parts, state)
     except BaseException as ex:
@@ -92,6 +95,10 @@ def _instantiate(node: DictConfig, where: str, **kwargs: Any) -> Any:
     """hydra.utils.instantiate without the `name` label, with a one-line error on bad keys."""
     from hydra.utils import instantiate
 
+    missing = sorted(OmegaConf.missing_keys(node))
+    if missing:  # keys come back with their full path (env.rom_path)
+        raise ConfigError(f"{missing[0]}: required but not set "
+                          f"(add {missing[0]}=<value> to the command line)")
     conf = OmegaConf.to_container(node, resolve=True)
     conf.pop("name", None)
     log.info("Instantiating %s <%s>", where, conf.get("_target_"))
@@ -161,18 +168,19 @@ def episode_seed(seed: int, episode: int) -> int:
 def evaluate(agent: Any, env: Any, episodes: int, first_seed: int) -> dict[str, float]:
     """Greedy episodes on seeds first_seed .. first_seed+episodes-1 (the same for every run)."""
     bound = getattr(agent, "env", None)
-    if bound is None:
-        return _evaluate(agent, env, episodes, first_seed)
-    agent.env = env.unwrapped  # agents that read their env must read the one being played
     try:
-        return _evaluate(agent, env, episodes, first_seed)
+        return _evaluate(agent, env, episodes, first_seed, rebind=bound is not None)
     finally:
-        agent.env = bound
+        if bound is not None:
+            agent.env = bound
 
 
-def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int) -> dict[str, float]:
+def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int,
+              rebind: bool) -> dict[str, float]:
     returns, lengths, games = [], [], []
     for i in range(episodes):
+        if rebind:  # agents that read their env read the one being played, from a fresh start
+            agent.env = env.unwrapped
         obs, info = env.reset(seed=first_seed + i)
         ret, length, done = 0.0, 0, False
         while not done:
