@@ -74,7 +74,7 @@ class HeuristicAgentConfig:
 class MLflowTrackingConfig:
     _target_: str = "pipeline.tracking.mlflow_tracker.MLflowTracker"
     uri: str = "sqlite:///outputs/mlflow.db"
-    artifact_dir: Optional[str] = "outputs/mlartifacts"
+    artifact_dir: Optional[str] = None
     experiment: Optional[str] = None
     flush_interval_s: float = 2.0
     spool_dir: str = "outputs/spool"

@@ -9,16 +9,10 @@ import numpy as np
 from pipeline.agents.base import Transition, legal_actions
 
 
-class RandomAgent:
-    """Uniform over the legal actions of `info["action_mask"]`; learns nothing."""
+class _FixedPolicyAgent:
+    """What agents that do not learn share: nothing to observe or update; only an RNG."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.spaces.Discrete, *,
-                 seed: int = 0, env: Any = None, **_: Any) -> None:
-        self.n_actions = int(action_space.n)
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, obs: np.ndarray, info: dict[str, Any], *, explore: bool = True) -> int:
-        return int(self.rng.choice(legal_actions(info, self.n_actions)))
+    rng: np.random.Generator
 
     def observe(self, transition: Transition) -> None:
         pass
@@ -33,6 +27,18 @@ class RandomAgent:
         self.rng.bit_generator.state = state["rng"]
 
 
+class RandomAgent(_FixedPolicyAgent):
+    """Uniform over the legal actions of `info["action_mask"]`; learns nothing."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.spaces.Discrete, *,
+                 seed: int = 0, env: Any = None, **_: Any) -> None:
+        self.n_actions = int(action_space.n)
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray, info: dict[str, Any], *, explore: bool = True) -> int:
+        return int(self.rng.choice(legal_actions(info, self.n_actions)))
+
+
 # Rough worth of each Balatro joker in "+mult equivalents" (index = joker id in
 # pipeline.envs.balatro.jokers); the heuristic buys the best affordable one.
 _JOKER_VALUE = (4, 3, 3, 3, 3, 4, 3, 3, 2, 3, 3, 2, 2.5, 2, 2.5, 5, 4, 3, 6, 3.5, 4, 3.5, 3, 2,
@@ -42,7 +48,7 @@ _JOKER_VALUE = (4, 3, 3, 3, 3, 4, 3, 3, 2, 3, 3, 2, 2.5, 2, 2.5, 5, 4, 3, 6, 3.5
 _PLANET_HANDS = (1, 2, 3, 4, 5, 6)
 
 
-class HeuristicAgent:
+class HeuristicAgent(_FixedPolicyAgent):
     """A rule-based Balatro player.
 
     It reads the state from the observation and `info` of the env that is being stepped
@@ -163,18 +169,6 @@ class HeuristicAgent:
         if mask[A.REROLL] and view.money - view.reroll_cost >= 25:
             return A.REROLL
         return A.LEAVE
-
-    def observe(self, transition: Transition) -> None:
-        pass
-
-    def update(self, step: int) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
 
 
 class _BalatroView:

@@ -26,7 +26,7 @@ class TrackingError(RuntimeError):
 
 class MLflowTracker:
     def __init__(self, uri: str = "sqlite:///outputs/mlflow.db",
-                 artifact_dir: str | None = "outputs/mlartifacts",
+                 artifact_dir: str | None = None,
                  experiment: str | None = None, flush_interval_s: float = 2.0,
                  spool_dir: str = "outputs/spool", **_: Any) -> None:
         self.uri = _absolute_sqlite_uri(uri)
@@ -63,9 +63,12 @@ class MLflowTracker:
                 _check_reachable(self.uri)
                 # MLflow's client retries a dead server for minutes per call; our writer
                 # thread retries on its own, so each call gives up quickly instead.
+                # Its "View run at <url>" lines would print a password in the URI; our
+                # summary names the run with the password redacted.
                 for var, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1"),
                                    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
-                                   ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
+                                   ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
+                                   ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")):
                     os.environ.setdefault(var, value)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
@@ -103,6 +106,8 @@ class MLflowTracker:
         location = None
         if self.artifact_dir and not self.uri.startswith(("http://", "https://")):
             location = Path(self.artifact_dir).resolve().as_uri()
+        elif self.uri.startswith("sqlite:///"):  # beside the store, wherever it is
+            location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:
@@ -464,11 +469,20 @@ class MLflowTracker:
 
 def _check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast with one line: MLflow's own client retries a dead server for minutes."""
+    import base64
     import urllib.error
+    import urllib.parse
     import urllib.request
 
+    parts = urllib.parse.urlsplit(uri.rstrip("/"))
+    request = urllib.request.Request(
+        urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (
+            f":{parts.port}" if parts.port else ""), path=parts.path + "/health")))
+    if parts.username:  # http://user:password@host: basic auth, as MLflow's client sends it
+        token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+        with urllib.request.urlopen(request, timeout=timeout_s):
             return
     except urllib.error.HTTPError:
         return  # something answers; MLflow itself will say if it is not a tracking server

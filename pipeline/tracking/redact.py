@@ -1,12 +1,15 @@
 """Keep secrets out of params, tags, config artifacts and console output."""
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+# user:password@ after a scheme; Hydra escapes colons in logged overrides (http\://user\:pw@).
+_URI_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*\\?://)(?P<user>[^:/@\s\\]+)(?P<sep>\\?:)(?P<pw>[^@/\s]+)@")
 
 
 def is_secret_key(key: str) -> bool:
@@ -17,7 +20,7 @@ def is_secret_key(key: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Hide passwords embedded in URIs (postgresql://user:pw@host -> user:***@host)."""
-    return _URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
+    return _URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}{m['sep']}{REDACTED}@", text)
 
 
 def redact(obj: Any, key: str = "") -> Any:
@@ -31,3 +34,14 @@ def redact(obj: Any, key: str = "") -> Any:
     if isinstance(obj, str):
         return redact_text(obj)
     return obj
+
+
+class RedactFilter(logging.Filter):
+    """A logging filter that hides URI passwords in every record (console and log files)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True

@@ -31,6 +31,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.tracking.redact import redact_text
+
 log = logging.getLogger(__name__)
 
 # What the launching process tells each job (set by SweepCallback.on_job_start).
@@ -117,7 +119,7 @@ def job_failed(cfg: DictConfig, ex: BaseException) -> None:
     store = _store(cfg.tracking) if job is not None else None
     if store is None:
         return None
-    from pipeline.tracking.redact import redact_text
+    from pipeline.tracking.redact import redact_text, redact_text
 
     try:
         client = store.client
@@ -190,6 +192,10 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._tracker is not None and not self._finished:
             self._finish(config, status=None)
+        # Hydra's sweeper saved the command line in multirun.yaml: no password stays there.
+        saved = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if saved.exists():
+            saved.write_text(redact_text(saved.read_text()))
         for key in _ENVS:
             os.environ.pop(key, None)
 
