@@ -3,6 +3,7 @@ stops it on SIGTERM; a taken port is one line and exit code 2."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -32,23 +33,24 @@ def test_launcher_starts_the_ui_on_the_project_store_and_stops_it(tmp_path):
     port = free_port()
     proc = _launch("--port", str(port), cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
+    printed = []
     try:
+        # The launcher prints the address once the UI answers: wait for that line.
         deadline = time.monotonic() + 150
-        while True:
+        while not any(line.startswith("MLflow UI:") for line in printed):
             assert proc.poll() is None, proc.communicate()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the UI did not come up"
-            time.sleep(0.5)
+            assert time.monotonic() < deadline, f"the UI did not come up: {printed}"
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                printed.append(proc.stdout.readline())
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
         assert httpx.get(url).status_code == 200  # the UI's page
         found = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name",
                           params={"experiment_name": "ui-check"})
         assert found.status_code == 200, found.text  # it reads the project's store
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=40)
+        out = "".join(printed) + out
     finally:
         proc.kill()
     assert proc.returncode == 0, err[-2000:]
