@@ -151,10 +151,12 @@ def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
             state.obs, state.info = env.reset(seed=episode_seed(cfg.seed, state.episode))
         keep_going = callbacks.on_step(state, transition) and keep_going
         if eval_every and state.step % eval_every == 0 and state.step < total_steps:
-            results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed)
+            results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed,
+                               recorder=_recorder(state))
             callbacks.on_eval(state, results)
     if eval_episodes:
-        results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed)
+        results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed,
+                           recorder=_recorder(state))
         callbacks.on_eval(state, results)
     callbacks.on_run_end(state)
     return results
@@ -165,33 +167,53 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-def evaluate(agent: Any, env: Any, episodes: int, first_seed: int) -> dict[str, float]:
-    """Greedy episodes on seeds first_seed .. first_seed+episodes-1 (the same for every run)."""
+def _recorder(state: RunState) -> list | None:
+    """The list a callback put in state.extras["eval_recorder"] to get the episodes of each
+    evaluation (emptied first, so it holds the latest one); None when no callback asked."""
+    recorder = state.extras.get("eval_recorder")
+    if recorder is not None:
+        recorder.clear()
+    return recorder
+
+
+def evaluate(agent: Any, env: Any, episodes: int, first_seed: int,
+             recorder: list | None = None) -> dict[str, float]:
+    """Greedy episodes on seeds first_seed .. first_seed+episodes-1 (the same for every run).
+    With `recorder`, each episode's dict(seed, actions, rewards, game) is appended to it
+    (the env is deterministic under the seed, so this is enough to replay it)."""
     bound = getattr(agent, "env", None)
     try:
-        return _evaluate(agent, env, episodes, first_seed, rebind=bound is not None)
+        return _evaluate(agent, env, episodes, first_seed, rebind=bound is not None,
+                         recorder=recorder)
     finally:
         if bound is not None:
             agent.env = bound
 
 
 def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int,
-              rebind: bool) -> dict[str, float]:
+              rebind: bool, recorder: list | None = None) -> dict[str, float]:
     returns, lengths, games = [], [], []
     for i in range(episodes):
         if rebind:  # agents that read their env read the one being played, from a fresh start
             agent.env = env.unwrapped
         obs, info = env.reset(seed=first_seed + i)
         ret, length, done = 0.0, 0, False
+        actions, rewards = [], []
         while not done:
-            obs, reward, terminated, truncated, info = env.step(
-                agent.act(obs, info, explore=False))
+            action = agent.act(obs, info, explore=False)
+            obs, reward, terminated, truncated, info = env.step(action)
             ret += float(reward)
             length += 1
             done = terminated or truncated
+            if recorder is not None:
+                actions.append(int(action))
+                rewards.append(float(reward))
         returns.append(ret)
         lengths.append(length)
         games.append(info.get("game", {}))
+        if recorder is not None:
+            recorder.append({"seed": first_seed + i, "actions": actions, "rewards": rewards,
+                             "game": dict(info.get("game", {}))})
     results = {"eval/ep_return": float(np.mean(returns)),
                "eval/ep_return_std": float(np.std(returns)),
                "eval/ep_length": float(np.mean(lengths))}
