@@ -82,16 +82,14 @@ def fetch(args: dict[str, Any]) -> tuple[Path, Any]:
 
 
 def build_env(env_yaml: Path) -> Any:
-    """The env from the run's resolved env config, as pipeline.run._instantiate builds it."""
-    from hydra.utils import instantiate
+    """The env from the run's resolved env config, built as the run built it."""
     from omegaconf import OmegaConf
 
     import pipeline.envs  # noqa: F401 - registers the envs
+    from pipeline.run import instantiate_component
 
-    conf = OmegaConf.to_container(OmegaConf.load(env_yaml), resolve=True)
-    conf.pop("name", None)
     try:
-        return instantiate(conf, _convert_="all")
+        return instantiate_component(OmegaConf.load(env_yaml), "env")
     except Exception as ex:
         cause = ex.__cause__ or ex
         raise UsageError(f"cannot rebuild the env from {env_yaml.name}: "

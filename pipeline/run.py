@@ -47,14 +47,23 @@ def main(cfg: DictConfig) -> float:
 
     torch.set_num_threads(cfg.run.torch_threads)
     parts = build(cfg)
+    try:
+        return _run(cfg, parts, job)
+    finally:
+        parts.env.close()
+        parts.eval_env.close()
+
+
+def _run(cfg: DictConfig, parts: Parts, job: Any) -> float:
+    """Start (or resume) the tracked run, train, close the run, print the summary."""
     resume = _load_resume(cfg, parts.tracker) if cfg.run.resume else None
     state = RunState(cfg=cfg, env=parts.env, agent=parts.agent, tracker=parts.tracker,
                      output_dir=_output_dir())
     name = job.run_name if job else cfg.name or f"{cfg.env.name}__{cfg.agent.name}__{cfg.seed}"
     if resume is None:
-        parts.tracker.start_run(name, tags={**_tags(cfg), **(job.tags if job else {})},
+        parts.tracker.start_run(name, tags={**run_tags(cfg), **(job.tags if job else {})},
                                 experiment=job.experiment if job else cfg.env.name)
-        parts.tracker.log_params(_params(cfg))
+        parts.tracker.log_params(run_params(cfg))
         parts.tracker.log_artifact(_write_config(cfg, state.output_dir))
     else:
         parts.tracker.start_run(name, run_id=resume["run_id"], experiment=cfg.env.name)
@@ -67,9 +76,6 @@ def main(cfg: DictConfig) -> float:
     except BaseException as ex:
         parts.tracker.end_run("KILLED" if isinstance(ex, KeyboardInterrupt) else "FAILED")
         raise
-    finally:
-        parts.env.close()
-        parts.eval_env.close()
     objective = _objective(cfg, results, state)
     parts.tracker.log_metrics({sweep.OBJECTIVE_METRIC: objective}, state.step)
     parts.tracker.end_run("FINISHED")
@@ -81,24 +87,28 @@ def build(cfg: DictConfig) -> Parts:
     """Instantiate env, eval env, agent, tracker and callbacks from their config groups."""
     import pipeline.envs  # noqa: F401 - registers the envs with gymnasium
 
-    env = _instantiate(cfg.env, "env")
-    eval_env = _instantiate(cfg.env, "env")
-    agent = _instantiate(cfg.agent, "agent", observation_space=env.observation_space,
+    env = instantiate_component(cfg.env, "env")
+    eval_env = instantiate_component(cfg.env, "env")
+    agent = instantiate_component(cfg.agent, "agent", observation_space=env.observation_space,
                          action_space=env.action_space, env=env.unwrapped, seed=cfg.seed)
-    tracker = _instantiate(cfg.tracking, "tracking")
-    callbacks: list[Callback] = [_instantiate(c, f"callbacks.{k}")
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    callbacks: list[Callback] = [instantiate_component(c, f"callbacks.{k}")
                                  for k, c in (cfg.callbacks or {}).items()]
     return Parts(env, eval_env, agent, tracker, CallbackList(callbacks))
 
 
-def _instantiate(node: DictConfig, where: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate without the `name` label, with a one-line error on bad keys."""
+def instantiate_component(node: Any, where: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate of one config group node (env, agent, tracking, a callback)
+    without its `name` label, with a one-line error on bad keys. Everything that rebuilds
+    an env or agent from a run's config (replay, pyfunc models) goes through here."""
     from hydra.utils import instantiate
 
+    if not isinstance(node, DictConfig):
+        node = OmegaConf.create(node)
     missing = sorted(OmegaConf.missing_keys(node))
-    if missing:  # keys come back with their full path (env.rom_path)
-        raise ConfigError(f"{missing[0]}: required but not set "
-                          f"(add {missing[0]}=<value> to the command line)")
+    if missing:  # a node of the composed config gives full paths (env.rom_path)
+        key = missing[0] if missing[0].startswith(f"{where}.") else f"{where}.{missing[0]}"
+        raise ConfigError(f"{key}: required but not set (add {key}=<value> to the command line)")
     conf = OmegaConf.to_container(node, resolve=True)
     conf.pop("name", None)
     log.info("Instantiating %s <%s>", where, conf.get("_target_"))
@@ -267,7 +277,7 @@ def _output_dir() -> Path:
     return path
 
 
-def _params(cfg: DictConfig) -> dict[str, Any]:
+def run_params(cfg: DictConfig) -> dict[str, Any]:
     """Env, agent and run settings, flattened (agent.lr, env.mode, ...), plus the seed."""
     flat: dict[str, Any] = {"seed": cfg.seed}
     for group in ("env", "agent", "run"):
@@ -278,7 +288,7 @@ def _params(cfg: DictConfig) -> dict[str, Any]:
     return redact(flat)
 
 
-def _tags(cfg: DictConfig) -> dict[str, str]:
+def run_tags(cfg: DictConfig) -> dict[str, str]:
     return {"env": cfg.env.name, "agent": cfg.agent.name, "seed": str(cfg.seed),
             "git_commit": _git_commit(), "config_hash": config_hash(cfg)}
 

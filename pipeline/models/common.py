@@ -133,29 +133,28 @@ def load_config(path: str | Path) -> Any:
 
 def build_env(cfg: Any, **overrides: Any) -> Any:
     """The env of a run's config (`cfg.env`), with `overrides` for keys the env has."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     import pipeline.envs  # noqa: F401 - registers the envs with gymnasium
+    from pipeline.run import instantiate_component
 
     node = OmegaConf.to_container(cfg.env, resolve=True)
-    node.pop("name", None)
     node.update({k: v for k, v in overrides.items() if k in node})
-    return instantiate(node, _convert_="all")
+    return instantiate_component(node, "env")
 
 
 def build_agent(cfg: Any, env: Any, weights: str | Path | None = None) -> Any:
     """The agent of a run's config for `env`, set up to act (no replay memory, CPU), with
     its policy network's weights loaded from `weights` when given."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from pipeline.run import instantiate_component
+
     node = OmegaConf.to_container(cfg.agent, resolve=True)
-    node.pop("name", None)
     node.update({k: v for k, v in _INFERENCE_AGENT_OVERRIDES.items() if k in node})
-    agent = instantiate(node, observation_space=env.observation_space,
-                        action_space=env.action_space, env=env.unwrapped,
-                        seed=int(cfg.get("seed", 0)), _convert_="all")
+    agent = instantiate_component(node, "agent", observation_space=env.observation_space,
+                                  action_space=env.action_space, env=env.unwrapped,
+                                  seed=int(cfg.get("seed", 0)))
     if weights is not None:
         import torch
 

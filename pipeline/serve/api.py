@@ -322,7 +322,7 @@ class AgentService:
 
     # ---- /mlflow
     def start_run(self, run_name: str | None) -> RunInfo:
-        from pipeline.run import _params, _tags
+        from pipeline.run import run_params, run_tags
 
         with self.lock:
             uri = self._tracking_uri()
@@ -330,10 +330,10 @@ class AgentService:
                 raise HTTPException(409, f"run {self.run_id} is active; POST /mlflow/end_run first")
             cfg = self.cfg
             name = run_name or f"{cfg.env.name}__{cfg.agent.name}__serve"
-            tags = {**_tags(cfg), "served": "true", "policy": str(self.serve.policy)}
+            tags = {**run_tags(cfg), "served": "true", "policy": str(self.serve.policy)}
             try:
                 run_id = self.tracker.start_run(name, tags=tags, experiment=cfg.env.name)
-                self.tracker.log_params({**_params(cfg), "serve.policy": self.serve.policy,
+                self.tracker.log_params({**run_params(cfg), "serve.policy": self.serve.policy,
                                          "serve.learn": self.learn})
             except Exception as ex:  # noqa: BLE001 - the store's failure, reported as such
                 raise HTTPException(503, f"tracking: {ex}".splitlines()[0]) from None

@@ -44,9 +44,9 @@ def port_taken(host: str, port: int) -> bool:
 def absolute_store(uri: str) -> str:
     """sqlite:///relative.db -> sqlite:////abs/relative.db (its folder created), so the UI
     reads the store the runs were written to whatever its working directory."""
-    from pipeline.tracking.mlflow_tracker import _absolute_sqlite_uri
+    from pipeline.tracking.mlflow_tracker import absolute_sqlite_uri
 
-    uri = _absolute_sqlite_uri(uri)
+    uri = absolute_sqlite_uri(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri

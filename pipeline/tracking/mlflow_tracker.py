@@ -29,7 +29,7 @@ class MLflowTracker:
                  artifact_dir: str | None = None,
                  experiment: str | None = None, flush_interval_s: float = 2.0,
                  spool_dir: str = "outputs/spool", **_: Any) -> None:
-        self.uri = _absolute_sqlite_uri(uri)
+        self.uri = absolute_sqlite_uri(uri)
         self.spool_dir = spool_dir
         self.artifact_dir = artifact_dir
         self.experiment = experiment
@@ -493,7 +493,7 @@ def _check_reachable(uri: str, timeout_s: float = 5.0) -> None:
                             ) from None
 
 
-def _absolute_sqlite_uri(uri: str) -> str:
+def absolute_sqlite_uri(uri: str) -> str:
     """sqlite:///relative.db -> sqlite:////abs/relative.db, so the summary's UI command
     works from any directory."""
     prefix = "sqlite:///"
