@@ -55,6 +55,8 @@ class DQNAgentConfig:
     n_step: int = 1
     max_grad_norm: float = 10.0
     device: str = "auto"
+    network: str = "auto"
+    action_hidden: int = 64
 
 
 @dataclass
@@ -177,7 +179,7 @@ def _register_optional(cs: ConfigStore) -> None:
 
 
 # ---------------------------------------------------------------- range checks
-_POSITIVE = ("run.total_steps", "agent.lr", "agent.batch_size", "agent.buffer_size",
+_POSITIVE = ("agent.action_hidden", "run.total_steps", "agent.lr", "agent.batch_size", "agent.buffer_size",
              "agent.train_freq", "agent.gradient_steps", "agent.n_step", "env.max_steps",
              "run.log_every", "run.torch_threads")
 _NON_NEGATIVE = ("run.eval_every", "run.eval_episodes", "run.checkpoint_every",

@@ -15,7 +15,7 @@ from tests.conftest import REPO, run_pipeline
 
 BUDGET = ["run.total_steps=6000", "run.checkpoint_every=1500", "run.eval_every=0",
           "run.eval_episodes=3", "run.log_every=250", "agent.learning_starts=500",
-          "run.progress=false"]
+          "run.progress=false", "agent.hidden_sizes=[64]", "agent.action_hidden=16"]
 
 
 @pytest.mark.slow
@@ -64,8 +64,10 @@ def test_sigkill_then_resume_by_run_id(tmp_path, store):
 @pytest.mark.slow
 def test_resume_from_a_checkpoint_path_matches_an_uninterrupted_run(tmp_path, store):
     """Full state means full determinism: stop at 2000, resume to 3000 == straight to 3000."""
+    # The default (Balatro) Q-network: its resume must be exact as well.
     common = ["run.eval_every=0", "run.eval_episodes=0", "agent.learning_starts=300",
-              "run.progress=false", "run.checkpoint_every=1000", *store["overrides"]]
+              "run.progress=false", "run.checkpoint_every=1000", "agent.hidden_sizes=[64]",
+              "agent.action_hidden=16", *store["overrides"]]
     straight = run_pipeline("run.total_steps=3000", *common, f"hydra.run.dir={tmp_path}/a",
                             "seed=5", cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]

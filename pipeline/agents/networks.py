@@ -1,12 +1,34 @@
-"""Q-networks: an MLP for vector observations, the Nature CNN for stacked screens."""
+"""Q-networks: an MLP for vector observations, the Nature CNN for stacked screens, and
+(pipeline/agents/balatro_qnet.py) a network that scores Balatro's card subsets."""
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
+NETWORKS = ("auto", "mlp", "balatro")
+
+
+def build_q_network(kind: str, obs_shape: tuple[int, ...], n_actions: int,
+                    hidden_sizes: tuple[int, ...] = (256, 256), dueling: bool = False,
+                    **kwargs: Any) -> nn.Module:
+    """A Q-network by kind: "mlp" (`QNetwork`: MLP, or CNN + MLP for screens) or "balatro"
+    (`BalatroQNetwork`). "auto" is resolved by the caller from the env (see
+    `DQNAgent`); here it means "mlp"."""
+    if kind == "balatro":
+        from pipeline.agents.balatro_qnet import BalatroQNetwork
+
+        return BalatroQNetwork(tuple(obs_shape), n_actions, tuple(hidden_sizes), dueling, **kwargs)
+    if kind in ("mlp", "auto"):
+        return QNetwork(tuple(obs_shape), n_actions, tuple(hidden_sizes), dueling)
+    raise ValueError(f"agent.network: {kind!r} is not a network (expected one of {list(NETWORKS)})")
+
 
 class QNetwork(nn.Module):
     """Maps observations to one Q-value per action; optional dueling head."""
+
+    kind = "mlp"
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int,
                  hidden_sizes: tuple[int, ...] = (256, 256), dueling: bool = False) -> None:
@@ -28,6 +50,12 @@ class QNetwork(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(features, n_actions)
         self.value = nn.Linear(features, 1) if dueling else None
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (what `build_q_network` takes)."""
+        return {"kind": self.kind, "obs_shape": list(self.obs_shape), "n_actions": self.n_actions,
+                "hidden_sizes": [m.out_features for m in self.body if isinstance(m, nn.Linear)],
+                "dueling": self.dueling}
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if obs.dtype == torch.uint8:

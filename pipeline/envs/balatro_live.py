@@ -512,6 +512,8 @@ def _check(field: str, ok: bool, value: Any, expected: str) -> None:
 
 class BalatroLiveEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    # agent=dqn with network=auto builds this Q-network (pipeline/agents/balatro_qnet.py).
+    q_network = "balatro"
 
     def __init__(self, *, url: str = DEFAULT_URL, timeout_s: float = 60.0, mode: str = "run",
                  stake: str = "white", deck: str = "red", seed: str | None = None,

@@ -43,18 +43,11 @@ def pip_requirements() -> list[str]:
 
 # ---------------------------------------------------------------- networks
 def network_spec(net: Any, obs_dtype: Any = np.float32) -> dict[str, Any]:
-    """The constructor arguments of a QNetwork (the hidden widths are read off its layers)
-    and the observation dtype it expects (uint8 screens are scaled inside the network)."""
-    from torch import nn
-
-    from pipeline.agents.networks import QNetwork
-
-    if not isinstance(net, QNetwork):
-        raise TypeError(f"expected a pipeline.agents.networks.QNetwork, got {type(net).__name__}")
-    hidden = [m.out_features for m in net.body if isinstance(m, nn.Linear)]
-    return {"obs_shape": list(net.obs_shape), "n_actions": int(net.n_actions),
-            "hidden_sizes": hidden, "dueling": bool(net.dueling),
-            "obs_dtype": np.dtype(obs_dtype).name}
+    """The constructor arguments of a Q-network (its `spec()`: kind, shapes, widths) and
+    the observation dtype it expects (uint8 screens are scaled inside the network)."""
+    if not callable(getattr(net, "spec", None)):
+        raise TypeError(f"expected a Q-network from pipeline.agents.networks, got {type(net).__name__}")
+    return {**net.spec(), "obs_dtype": np.dtype(obs_dtype).name}
 
 
 def save_network(net: Any, directory: str | Path, obs_dtype: Any = np.float32) -> dict[str, str]:
@@ -74,14 +67,15 @@ def load_spec(spec: str | Path) -> dict[str, Any]:
 
 
 def load_network(weights: str | Path, spec: str | Path) -> Any:
-    """The QNetwork saved by `save_network`, on the CPU, in eval mode."""
+    """The Q-network saved by `save_network`, on the CPU, in eval mode."""
     import torch
 
-    from pipeline.agents.networks import QNetwork
+    from pipeline.agents.networks import build_q_network
 
-    s = load_spec(spec)
-    net = QNetwork(tuple(s["obs_shape"]), int(s["n_actions"]), tuple(s["hidden_sizes"]),
-                   bool(s["dueling"]))
+    s = {k: v for k, v in load_spec(spec).items() if k != "obs_dtype"}
+    s.setdefault("kind", "mlp")   # specs written before there were several kinds
+    net = build_q_network(s.pop("kind"), tuple(s.pop("obs_shape")), int(s.pop("n_actions")),
+                          tuple(s.pop("hidden_sizes")), bool(s.pop("dueling")), **s)
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return net.eval()
 

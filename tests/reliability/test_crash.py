@@ -25,7 +25,8 @@ TOTAL = 30_000
 EVERY = 1_000
 ARGS = [f"run.total_steps={TOTAL}", f"run.checkpoint_every={EVERY}", "run.eval_every=0",
         "run.eval_episodes=2", "run.log_every=200", "run.progress=false",
-        "agent.learning_starts=500", "agent.hidden_sizes=[64]", "tracking.flush_interval_s=0.5"]
+        "agent.learning_starts=500", "agent.hidden_sizes=[64]", "agent.network=mlp",
+        "tracking.flush_interval_s=0.5"]
 
 
 def _start(args: list[str], cwd) -> subprocess.Popen:

@@ -146,6 +146,8 @@ def _check_choice(field: str, value: Any, allowed: tuple[str, ...], noun: str) -
 
 class BalatroEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    # agent=dqn with network=auto builds this Q-network (pipeline/agents/balatro_qnet.py).
+    q_network = "balatro"
 
     def __init__(self, *, mode: str = "run", stake: str = "white", deck: str = "red",
                  start_ante: int = 1, blind: str = "small", endless: bool = False,
