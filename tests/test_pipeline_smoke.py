@@ -27,7 +27,7 @@ def test_smoke_run_lands_in_mlflow(tmp_path, store):
     assert run.info.run_name == "balatro__dqn__0"
     assert EXPECTED_METRICS <= set(run.data.metrics), set(run.data.metrics)
     params = run.data.params
-    assert params["agent.lr"] == "0.0005" and params["env.mode"] == "blind"
+    assert params["agent.lr"] == "0.00025" and params["env.mode"] == "blind"  # env_agent/balatro_dqn.yaml
     assert params["run.total_steps"] == "1200" and params["seed"] == "0"
     tags = run.data.tags
     assert (tags["env"], tags["agent"], tags["seed"]) == ("balatro", "dqn", "0")
