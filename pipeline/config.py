@@ -98,6 +98,7 @@ class RunConfig:
     log_every: int = 1_000
     resume: Optional[str] = None
     objective: str = "eval/ep_return"
+    max_cost_usd: Optional[float] = None
     torch_threads: int = 1
     progress: bool = True
 
@@ -181,7 +182,7 @@ def _register_optional(cs: ConfigStore) -> None:
 # ---------------------------------------------------------------- range checks
 _POSITIVE = ("agent.action_hidden", "run.total_steps", "agent.lr", "agent.batch_size", "agent.buffer_size",
              "agent.train_freq", "agent.gradient_steps", "agent.n_step", "env.max_steps",
-             "run.log_every", "run.torch_threads")
+             "run.log_every", "run.torch_threads", "run.max_cost_usd")
 _NON_NEGATIVE = ("run.eval_every", "run.eval_episodes", "run.checkpoint_every",
                  "agent.learning_starts", "agent.target_update_interval",
                  "agent.eps_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")

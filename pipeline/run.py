@@ -6,13 +6,15 @@ by `hydra.compose`; it returns the sweep objective. Read it top to bottom: `buil
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
+import math
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -37,8 +39,9 @@ class Parts:
 
 
 # ---------------------------------------------------------------- entry point
-def main(cfg: DictConfig) -> float:
-    """Train and evaluate one agent on one env; return the objective (run.objective)."""
+def main(cfg: DictConfig) -> float | None:
+    """Train and evaluate one agent on one env; return the objective (run.objective). In a
+    sweep job, an objective that is NaN comes back as None (a failed trial)."""
     validate(cfg)
     job = sweep.current_job()  # set when this run is one job of a multirun (a child run)
     if job is not None and (reused := sweep.reuse_finished(cfg, job)) is not None:
@@ -48,10 +51,15 @@ def main(cfg: DictConfig) -> float:
     torch.set_num_threads(cfg.run.torch_threads)
     parts = build(cfg)
     try:
-        return _run(cfg, parts, job)
+        objective = _run(cfg, parts, job)
     finally:
         parts.env.close()
         parts.eval_env.close()
+    if job is not None and math.isnan(objective):
+        # Optuna refuses a NaN (and Hydra's sweeper then stops the whole search); None is
+        # what sweepers take as a failed trial. The run itself FINISHED, objective NaN.
+        return None
+    return objective
 
 
 def _run(cfg: DictConfig, parts: Parts, job: Any) -> float:
@@ -78,6 +86,8 @@ def _run(cfg: DictConfig, parts: Parts, job: Any) -> float:
         raise
     objective = _objective(cfg, results, state)
     parts.tracker.log_metrics({sweep.OBJECTIVE_METRIC: objective}, state.step)
+    if state.stopped == "budget":
+        _record_budget_stop(cfg, state, parts.tracker)
     parts.tracker.end_run("FINISHED")
     print_summary(cfg, state, results, parts.tracker)
     return objective
@@ -132,6 +142,7 @@ def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
     if state.obs is None:
         state.obs, state.info = env.reset(seed=episode_seed(cfg.seed, state.episode))
     n_actions = int(env.action_space.n)
+    over_budget = budget_check(cfg, agent)  # None unless run.max_cost_usd is set
     state.start_time, state.start_step = time.perf_counter(), state.step
     callbacks.on_run_start(state)
     results: dict[str, float] = {}
@@ -162,11 +173,23 @@ def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
         keep_going = callbacks.on_step(state, transition) and keep_going
         if eval_every and state.step % eval_every == 0 and state.step < total_steps:
             results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed,
-                               recorder=_recorder(state))
+                               recorder=_recorder(state), stop=over_budget)
             callbacks.on_eval(state, results)
+        if over_budget is not None and over_budget():
+            state.stopped, keep_going = "budget", False
+            log.warning("Stopping training at step %d: the LLM spend reached run.max_cost_usd "
+                        "(%s USD)", state.step, cfg.run.max_cost_usd)
     if eval_episodes:
+        episodes: list[dict[str, Any]] = []
         results = evaluate(agent, parts.eval_env, eval_episodes, eval_seed,
-                           recorder=_recorder(state))
+                           recorder=_recorder(state), rows=episodes, stop=over_budget)
+        if over_budget is not None and len(episodes) < eval_episodes:
+            state.stopped = "budget"
+            log.warning("The LLM spend reached run.max_cost_usd (%s USD): the final evaluation "
+                        "has %d of %d episodes", cfg.run.max_cost_usd, len(episodes),
+                        eval_episodes)
+        state.eval_episodes = episodes
+        log_eval_episodes(state)
         callbacks.on_eval(state, results)
     callbacks.on_run_end(state)
     return results
@@ -187,25 +210,34 @@ def _recorder(state: RunState) -> list | None:
 
 
 def evaluate(agent: Any, env: Any, episodes: int, first_seed: int,
-             recorder: list | None = None) -> dict[str, float]:
+             recorder: list | None = None, rows: list | None = None,
+             stop: Callable[[], bool] | None = None) -> dict[str, float]:
     """Greedy episodes on seeds first_seed .. first_seed+episodes-1 (the same for every run).
     With `recorder`, each episode's dict(seed, actions, rewards, game) is appended to it
-    (the env is deterministic under the seed, so this is enough to replay it)."""
+    (the env is deterministic under the seed, so this is enough to replay it). With `rows`,
+    each episode's summary (episode_row: seed, return, rounds reached, won, final score,
+    LLM cost) is appended to it. `stop` (the LLM budget) is asked before each episode and
+    after each step: once it says True the evaluation ends, and an episode it cut short is
+    left out of the results (its partial play is no result)."""
     bound = getattr(agent, "env", None)
     try:
         return _evaluate(agent, env, episodes, first_seed, rebind=bound is not None,
-                         recorder=recorder)
+                         recorder=recorder, rows=rows, stop=stop)
     finally:
         if bound is not None:
             agent.env = bound
 
 
-def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int,
-              rebind: bool, recorder: list | None = None) -> dict[str, float]:
-    returns, lengths, games = [], [], []
+def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int, rebind: bool,
+              recorder: list | None = None, rows: list | None = None,
+              stop: Callable[[], bool] | None = None) -> dict[str, float]:
+    returns, lengths, games, costs = [], [], [], []
     for i in range(episodes):
+        if stop is not None and stop():
+            break
         if rebind:  # agents that read their env read the one being played, from a fresh start
             agent.env = env.unwrapped
+        spent = llm_cost_usd(agent)
         obs, info = env.reset(seed=first_seed + i)
         ret, length, done = 0.0, 0, False
         actions, rewards = [], []
@@ -218,18 +250,112 @@ def _evaluate(agent: Any, env: Any, episodes: int, first_seed: int,
             if recorder is not None:
                 actions.append(int(action))
                 rewards.append(float(reward))
+            if not done and stop is not None and stop():
+                break
+        if not done:  # cut short by the budget
+            break
+        cost = None if spent is None else llm_cost_usd(agent) - spent
         returns.append(ret)
         lengths.append(length)
         games.append(info.get("game", {}))
+        if cost is not None:
+            costs.append(cost)
         if recorder is not None:
             recorder.append({"seed": first_seed + i, "actions": actions, "rewards": rewards,
                              "game": dict(info.get("game", {}))})
+        if rows is not None:
+            rows.append(episode_row(i, first_seed + i, ret, length, info, cost))
+    if not returns:
+        return {}
     results = {"eval/ep_return": float(np.mean(returns)),
                "eval/ep_return_std": float(np.std(returns)),
                "eval/ep_length": float(np.mean(lengths))}
     for key in games[0] if games else ():
         results[f"eval/{key}"] = float(np.mean([g[key] for g in games]))
+    if costs:
+        results["eval/cost_usd"] = float(np.mean(costs))
     return results
+
+
+# The columns of eval/episodes.csv (one row per episode of the final evaluation).
+EPISODE_COLUMNS = ("episode", "seed", "return", "length", "rounds", "won", "score", "cost_usd")
+
+
+def episode_row(index: int, seed: int, ret: float, length: int, info: dict[str, Any],
+                cost_usd: float | None) -> dict[str, Any]:
+    """One evaluation episode: rounds reached is the game's round counter at the end
+    (Balatro: info["round"], 3 per ante) or, for envs without rounds, the episode length;
+    won and the final score come from info (info["game"] for the score) where the env
+    has them, else None; cost_usd is the LLM spend of the episode (None for agents that
+    call no LLM)."""
+    game = info.get("game") or {}
+    rounds = _number(info.get("round", game.get("round")))
+    return {"episode": index, "seed": seed, "return": float(ret), "length": int(length),
+            "rounds": float(length) if rounds is None else rounds,
+            "won": _number(info.get("won", game.get("won"))),
+            "score": _number(info.get("score", game.get("score"))), "cost_usd": cost_usd}
+
+
+def _number(value: Any) -> float | None:
+    """A number (bools count as 0/1) as a float; None for anything else."""
+    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return float(value)
+    return None
+
+
+def log_eval_episodes(state: RunState) -> Path | None:
+    """Write the final evaluation's episodes to <output dir>/eval/episodes.csv and log it
+    under eval/ (None when there were none)."""
+    if not state.eval_episodes:
+        return None
+    folder = Path(state.output_dir) / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "episodes.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EPISODE_COLUMNS)
+        writer.writeheader()
+        for row in state.eval_episodes:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in EPISODE_COLUMNS})
+    state.tracker.log_artifact(path, "eval")
+    return path
+
+
+# ---------------------------------------------------------------- the LLM budget
+def llm_cost_usd(agent: Any) -> float | None:
+    """What the agent has spent on LLM calls so far (USD, training and evaluation, from its
+    llm/total_cost_usd); None for agents that call no LLM."""
+    totals = getattr(agent, "run_metrics", None)
+    if totals is None:
+        return None
+    return float(totals().get("llm/total_cost_usd", 0.0))
+
+
+def budget_check(cfg: DictConfig, agent: Any) -> Callable[[], bool] | None:
+    """run.max_cost_usd as a check the loop and the evaluation call after every step: True
+    once the agent's LLM spend has reached the limit. None without a limit (or for agents
+    that call no LLM, with a warning: there is nothing to limit)."""
+    limit = OmegaConf.select(cfg, "run.max_cost_usd")
+    if limit is None:
+        return None
+    if llm_cost_usd(agent) is None:
+        log.warning("run.max_cost_usd=%s has no effect: agent %s calls no LLM", limit,
+                    cfg.agent.name)
+        return None
+    limit = float(limit)
+    return lambda: llm_cost_usd(agent) >= limit
+
+
+def _record_budget_stop(cfg: DictConfig, state: RunState, tracker: Any) -> None:
+    """A run stopped by run.max_cost_usd says so: tag stopped=budget, metrics
+    run/budget_stopped, run/cost_usd and run/eval_episodes_finished."""
+    spent = llm_cost_usd(state.agent) or 0.0
+    tracker.set_tags({"stopped": "budget"})
+    tracker.log_metrics({"run/budget_stopped": 1.0, "run/cost_usd": spent,
+                         "run/eval_episodes_finished": float(len(state.eval_episodes))},
+                        state.step)
+    log.warning("Run stopped by its LLM budget: spent %.4f USD of run.max_cost_usd=%s; "
+                "%d of %d evaluation episodes finished", spent, cfg.run.max_cost_usd,
+                len(state.eval_episodes), cfg.run.eval_episodes)
 
 
 # ---------------------------------------------------------------- resume
@@ -317,12 +443,46 @@ def _write_config(cfg: DictConfig, output_dir: Path) -> Path:
     return path
 
 
+PER_USD = "_per_usd"  # run.objective=eval/<metric>_per_usd: that metric per dollar of LLM spend
+
+
 def _objective(cfg: DictConfig, results: dict[str, float], state: RunState) -> float:
-    """The last evaluation's run.objective; without evaluation, the recent mean return."""
-    if cfg.run.objective in results:
-        return float(results[cfg.run.objective])
+    """The last evaluation's run.objective; without evaluation, the recent mean return.
+
+    `eval/<metric>_per_usd` (e.g. eval/round_per_usd: mean rounds reached per dollar) is
+    the evaluation's mean of eval/<metric> divided by its mean LLM cost per episode
+    (eval/cost_usd); NaN, with a warning, when the agent calls no LLM or its calls cost
+    nothing (no price for the model in agent.prices). A run stopped by its LLM budget
+    before any evaluation episode finished has no objective (NaN: Optuna marks the trial
+    failed), not the training return."""
+    key = str(cfg.run.objective)
+    if key.endswith(PER_USD) and key not in results:
+        return _per_usd(key, results)
+    if key in results:
+        return float(results[key])
+    if state.stopped == "budget" and cfg.run.eval_episodes:
+        log.warning("run.objective: no evaluation episode finished within run.max_cost_usd; "
+                    "the objective is NaN")
+        return math.nan
     recent = state.returns[-100:]
     return float(np.mean(recent)) if recent else float("nan")
+
+
+def _per_usd(key: str, results: dict[str, float]) -> float:
+    metric, cost = key.removesuffix(PER_USD), results.get("eval/cost_usd")
+    if not results:
+        return math.nan  # no evaluation episode: said where the evaluation was cut
+    if metric not in results:
+        log.warning("run.objective: %s needs %s, which the evaluation does not have "
+                    "(expected one of: %s); the objective is NaN", key, metric,
+                    ", ".join(sorted(results)))
+        return math.nan
+    if cost is None or not cost > 0:
+        log.warning("run.objective: %s needs an LLM cost per episode, and %s; the "
+                    "objective is NaN", key, "this agent calls no LLM" if cost is None else
+                    "the calls cost nothing (is the model in agent.prices?)")
+        return math.nan
+    return float(results[metric]) / float(cost)
 
 
 # ---------------------------------------------------------------- summary
@@ -348,6 +508,10 @@ def print_summary(cfg: DictConfig, state: RunState, results: dict[str, float],
         for key, value in results.items():
             if key not in ("eval/ep_return", "eval/ep_return_std", "eval/ep_length"):
                 table.add_row(key, f"{value:.3f}")
+    if state.stopped == "budget":
+        table.add_row("stopped early", f"LLM spend reached run.max_cost_usd={cfg.run.max_cost_usd} "
+                      f"USD ({len(state.eval_episodes)} of {cfg.run.eval_episodes} evaluation "
+                      "episodes finished)")
     for key, value in tracker.describe().items():
         table.add_row(f"mlflow {key}" if key != "ui" else "open the UI", value)
     table.add_row("outputs", str(state.output_dir))

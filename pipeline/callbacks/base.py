@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from pipeline.agents.base import Transition
 
@@ -37,6 +37,10 @@ class RunState:
     episode_length: int = 0  # steps of the episode in progress so far
     returns: list[float] = field(default_factory=list)  # every finished episode's return
     extras: dict[str, Any] = field(default_factory=dict)  # callbacks' shared notes
+    # The final evaluation's episodes (pipeline.run.episode_row: seed, return, rounds, won,
+    # score, cost_usd), set before on_eval of that evaluation; logged as eval/episodes.csv.
+    eval_episodes: list[dict[str, Any]] = field(default_factory=list)
+    stopped: Optional[str] = None  # why the run ended early: "budget" (run.max_cost_usd)
 
 
 class Callback:

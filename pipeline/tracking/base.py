@@ -58,6 +58,11 @@ class Tracker(Protocol):
 
     def set_model_version_tags(self, name: str, version: str, tags: dict[str, Any]) -> None: ...
 
+    def run_model_versions(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The registered model versions created from run `run_id` (default: this run):
+        [{"name", "version", "aliases", "tags", "source"}]; [] when not tracking."""
+        ...
+
     def load_pytorch_model(self, model_uri: str) -> Any:
         """mlflow.pytorch.load_model(model_uri) from this store, on the CPU."""
         ...

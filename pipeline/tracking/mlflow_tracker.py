@@ -358,6 +358,23 @@ class MLflowTracker:
         return {"version": str(mv.version), "run_id": mv.run_id, "source": mv.source,
                 "tags": dict(mv.tags)}
 
+    def run_model_versions(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The registered model versions created from run `run_id` (this run by default),
+        as the registry has them now: [{name, version, aliases, tags, source}], by name and
+        version."""
+        run_id = run_id or self.run_id
+        if run_id is None:
+            return []
+        found = self.client.search_model_versions(f"run_id = '{run_id}'")
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for name in sorted({mv.name for mv in found}):  # search results carry no aliases
+            for alias, version in (self.client.get_registered_model(name).aliases or {}).items():
+                aliases.setdefault((name, str(version)), []).append(alias)
+        out = [{"name": mv.name, "version": str(mv.version),
+                "aliases": sorted(aliases.get((mv.name, str(mv.version)), [])),
+                "tags": dict(mv.tags or {}), "source": mv.source} for mv in found]
+        return sorted(out, key=lambda v: (v["name"], int(v["version"])))
+
     def set_model_version_tags(self, name: str, version: str, tags: dict[str, Any]) -> None:
         for key, value in _clean_tags(tags).items():
             self.client.set_model_version_tag(name, str(version), key, value)

@@ -59,6 +59,9 @@ class NullTracker:
     def set_model_version_tags(self, name: str, version: str, tags: dict[str, Any]) -> None:
         pass
 
+    def run_model_versions(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        return []
+
     def load_pytorch_model(self, model_uri: str) -> None:
         return None
 

@@ -9,7 +9,9 @@ process, joblib workers, Ray workers; the callback travels with the job), so `ru
 tags the job's run `mlflow.parentRunId` and puts it in the parent's experiment. An
 inherited MLFLOW_RUN_ID is cleared so no job can log into someone else's run.
 `on_multirun_end` reads the children back from the store (which works whatever launcher
-ran them) and gives the parent a leaderboard and summary metrics.
+ran them) and gives the parent a leaderboard and summary metrics, and a head-to-head
+leaderboard that pools each configuration's evaluation episodes (`eval/episodes.csv` of
+its jobs) with robust statistics (pipeline/stats.py: mean, IQM, bootstrap intervals).
 
 A job that raises is recorded as a FAILED child with its error and returns None: the
 basic sweeper ignores it and the Optuna sweeper marks the trial FAIL; either way the
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -147,9 +150,12 @@ def job_failed(cfg: DictConfig, ex: BaseException) -> None:
 class SweepCallback(Callback):
     """A parent MLflow run per multirun; children nest under it; a leaderboard at the end."""
 
-    def __init__(self, skip_finished: bool = False, confidence: float = 0.95) -> None:
+    def __init__(self, skip_finished: bool = False, confidence: float = 0.95,
+                 head_to_head: bool = True, bootstrap_resamples: int = 2000) -> None:
         self.skip_finished = skip_finished
         self.confidence = confidence
+        self.head_to_head = head_to_head
+        self.bootstrap_resamples = int(bootstrap_resamples)
         self.parent_run_id: str | None = None
         self.experiment: str | None = None
         self.swept: list[str] = []  # override keys that vary across jobs
@@ -222,6 +228,7 @@ class SweepCallback(Callback):
                            ("leaderboard.csv", configs_csv(board)), ("jobs.csv", jobs_csv(jobs))):
             (out / name).write_text(text)
             tracker.log_artifact(out / name)
+        h2h = self._head_to_head(tracker, jobs, out) if self.head_to_head else []
         optuna_results = Path(config.hydra.sweep.dir) / "optimization_results.yaml"
         if optuna_results.exists():  # the Optuna sweeper's best params and value
             tracker.log_artifact(optuna_results)
@@ -241,6 +248,27 @@ class SweepCallback(Callback):
         tracker.end_run(status)
         print_leaderboard(board, jobs, objective, self.confidence, tracker.describe(),
                           self.parent_run_id)
+        if h2h:
+            print_head_to_head(h2h, self.confidence)
+
+    def _head_to_head(self, tracker: Any, jobs: list[JobResult], out: Path) -> list[AgentResult]:
+        """head_to_head.md, head_to_head.csv and head_to_head_episodes.csv on the parent;
+        nothing when no job left evaluation episodes. A failure here is logged: the parent
+        still gets its leaderboard and is closed."""
+        try:
+            episodes = child_episodes(tracker.client, jobs, out / "episodes")
+            board = head_to_head(episodes, self.confidence, self.bootstrap_resamples)
+            if board:
+                for name, text in (("head_to_head.md", h2h_markdown(
+                        board, self.confidence, self.bootstrap_resamples)),
+                                   ("head_to_head.csv", h2h_csv(board)),
+                                   ("head_to_head_episodes.csv", episodes_csv(episodes))):
+                    (out / name).write_text(text)
+                    tracker.log_artifact(out / name)
+            return board
+        except Exception as ex:  # noqa: BLE001 - the sweep's own results come first
+            log.warning("Sweep: the head-to-head leaderboard failed: %s", _error_line(ex))
+            return []
 
     # ---- each job's process
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -264,6 +292,7 @@ class JobResult:
     objective: float  # NaN unless FINISHED
     run_id: str
     reused_run_id: str = ""
+    agent: str = ""  # the run's `agent` tag (agent.name)
 
     @property
     def configuration(self) -> str:
@@ -298,7 +327,8 @@ def child_results(client: Any, experiment_id: str, parent_run_id: str) -> list[J
                 job=int(tags.get("sweep_job", -1)), name=run.info.run_name or "",
                 overrides=_json_list(tags.get("sweep_overrides")), status=run.info.status,
                 objective=float(value) if run.info.status == "FINISHED" else math.nan,
-                run_id=run.info.run_id, reused_run_id=tags.get("reused_run_id", "")))
+                run_id=run.info.run_id, reused_run_id=tags.get("reused_run_id", ""),
+                agent=tags.get("agent", "")))
         token = page.token
         if not token:
             return sorted(jobs, key=lambda j: j.job)
@@ -389,6 +419,193 @@ def print_leaderboard(board: list[ConfigResult], jobs: list[JobResult], objectiv
     if failed:
         console.print(f"[red]{failed} of {len(jobs)} jobs FAILED[/] (their runs carry the "
                       "error: tag `error`, artifact error.txt)")
+
+
+# ---------------------------------------------------------------- the head-to-head leaderboard
+EPISODES_ARTIFACT = "eval/episodes.csv"  # each run's final evaluation, one row per episode
+
+
+@dataclass
+class AgentResult:
+    """One configuration's evaluation episodes, pooled over its finished jobs."""
+
+    configuration: str
+    agent: str
+    jobs: int
+    episodes: int
+    deals: int  # distinct evaluation seeds: the bootstrap's resampling unit
+    rounds_mean: float
+    rounds_iqm: float
+    rounds_ci: tuple[float, float]
+    win_mean: float
+    win_iqm: float
+    win_ci: tuple[float, float]
+    return_mean: float
+    score_mean: float
+    cost_per_episode: float  # mean LLM cost per episode (USD); NaN for agents without one
+    rounds_per_usd: float  # rounds_mean / cost_per_episode; NaN without a cost
+
+
+def child_episodes(client: Any, jobs: list[JobResult], folder: Path) -> list[dict[str, Any]]:
+    """The rows of every finished job's eval/episodes.csv (from the reused run for a
+    skipped job), each with its job's number, configuration and agent added."""
+    import csv
+
+    rows: list[dict[str, Any]] = []
+    quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # one bar per download would flood the console
+    saved = os.environ.get(quiet)
+    os.environ[quiet] = "false"
+    try:
+        for job in jobs:
+            if job.status != "FINISHED":
+                continue
+            run_id = job.reused_run_id or job.run_id
+            try:
+                path = client.download_artifacts(run_id, EPISODES_ARTIFACT,
+                                                 str(folder / str(job.job)))
+            except Exception:  # noqa: BLE001 - a run without an evaluation has no episodes
+                log.debug("Sweep: job %s has no %s", job.job, EPISODES_ARTIFACT)
+                continue
+            with open(path, newline="") as f:
+                rows += [{"job": job.job, "configuration": job.configuration,
+                          "agent": job.agent, **row} for row in csv.DictReader(f)]
+    finally:
+        if saved is None:
+            os.environ.pop(quiet, None)
+        else:
+            os.environ[quiet] = saved
+    return rows
+
+
+def head_to_head(episodes: list[dict[str, Any]], confidence: float = 0.95,
+                 resamples: int = 2000, seed: int = 0) -> list[AgentResult]:
+    """Episodes grouped by configuration (the agent, in `agent=a,b seed=0,1,2` sweeps):
+    mean, IQM and a percentile-bootstrap interval of rounds reached and of the win rate
+    (resampling evaluation seeds with all their episodes, fixed `seed`), mean return and
+    final score, and for LLM agents the cost per episode and rounds per dollar. Best first:
+    by mean rounds reached, then win rate, then return, then rounds per dollar."""
+    from pipeline.stats import bootstrap_ci, iqm
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in episodes:
+        groups.setdefault(row["configuration"], []).append(row)
+    board = []
+    for name, rows in groups.items():
+        deals = [r.get("seed") for r in rows]
+
+        def column(key: str) -> np.ndarray:
+            return np.array([_float(r.get(key)) for r in rows], dtype=float)
+
+        def summary(key: str) -> tuple[float, float, tuple[float, float]]:
+            x = column(key)
+            finite = x[~np.isnan(x)]
+            if finite.size == 0:
+                return math.nan, math.nan, (math.nan, math.nan)
+            return (float(finite.mean()), iqm(finite),
+                    bootstrap_ci(x, np.mean, resamples=resamples, confidence=confidence,
+                                 seed=seed, clusters=deals))
+
+        rounds, wins = summary("rounds"), summary("won")
+        cost = _nanmean(column("cost_usd"))
+        board.append(AgentResult(
+            configuration=name, agent=",".join(sorted({str(r["agent"]) for r in rows})),
+            jobs=len({r["job"] for r in rows}), episodes=len(rows), deals=len(set(deals)),
+            rounds_mean=rounds[0], rounds_iqm=rounds[1], rounds_ci=rounds[2],
+            win_mean=wins[0], win_iqm=wins[1], win_ci=wins[2],
+            return_mean=_nanmean(column("return")), score_mean=_nanmean(column("score")),
+            cost_per_episode=cost,
+            rounds_per_usd=rounds[0] / cost if cost > 0 else math.nan))
+
+    def rank(a: AgentResult) -> tuple[float, ...]:
+        return tuple(-v if math.isfinite(v) else math.inf
+                     for v in (a.rounds_mean, a.win_mean, a.return_mean, a.rounds_per_usd))
+
+    return sorted(board, key=rank)
+
+
+def h2h_markdown(board: list[AgentResult], confidence: float, resamples: int) -> str:
+    pct = f"{confidence:.0%}"
+    lines = ["# Head-to-head: evaluation episodes pooled per configuration", "",
+             "Each row pools the final-evaluation episodes (`eval/episodes.csv`) of the "
+             "configuration's finished jobs. IQM: mean of the middle 50% of the episodes. "
+             f"{pct} CI: percentile bootstrap of the mean, {resamples} resamples (seed 0) of the "
+             "evaluation seeds, each with all of its episodes. Rounds reached: the game's round "
+             "counter at the end (3 per ante; episode length for envs without rounds). Cost: "
+             "LLM spend per episode; rounds per USD = mean rounds reached / mean cost per "
+             "episode.", "",
+             f"| rank | configuration | agent | jobs | episodes | rounds: mean | rounds: IQM | "
+             f"rounds: {pct} CI | win rate: mean | win rate: IQM | win rate: {pct} CI | "
+             "mean return | mean final score | cost / episode (USD) | rounds per USD |",
+             "|---:|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"]
+    for i, a in enumerate(board, 1):
+        lines.append(
+            f"| {i} | `{a.configuration}` | {a.agent} | {a.jobs} | {a.episodes} | "
+            f"{_fmt(a.rounds_mean)} | {_fmt(a.rounds_iqm)} | {_interval(a.rounds_ci)} | "
+            f"{_fmt(a.win_mean)} | {_fmt(a.win_iqm)} | {_interval(a.win_ci)} | "
+            f"{_fmt(a.return_mean)} | {_fmt(a.score_mean)} | {_fmt(a.cost_per_episode)} | "
+            f"{_fmt(a.rounds_per_usd)} |")
+    return "\n".join(lines) + "\n"
+
+
+H2H_COLUMNS = ["rank", "configuration", "agent", "jobs", "episodes", "deals", "rounds_mean",
+               "rounds_iqm", "rounds_ci_low", "rounds_ci_high", "win_rate_mean",
+               "win_rate_iqm", "win_rate_ci_low", "win_rate_ci_high", "return_mean",
+               "score_mean", "cost_per_episode_usd", "rounds_per_usd"]
+
+
+def h2h_csv(board: list[AgentResult]) -> str:
+    return _csv(H2H_COLUMNS, [[i, a.configuration, a.agent, a.jobs, a.episodes, a.deals,
+                               a.rounds_mean, a.rounds_iqm, *a.rounds_ci, a.win_mean, a.win_iqm,
+                               *a.win_ci, a.return_mean, a.score_mean, a.cost_per_episode,
+                               a.rounds_per_usd] for i, a in enumerate(board, 1)])
+
+
+def episodes_csv(episodes: list[dict[str, Any]]) -> str:
+    keys = list(dict.fromkeys(k for row in episodes for k in row))
+    return _csv(keys, [[row.get(k, "") for k in keys] for row in episodes])
+
+
+def print_head_to_head(board: list[AgentResult], confidence: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    pct = f"{confidence:.0%}"
+    llm = any(math.isfinite(a.cost_per_episode) for a in board)
+    table = Table(title="Head-to-head: evaluation episodes pooled per configuration",
+                  caption=f"rounds reached and win rate: mean, IQM, {pct} bootstrap CI over "
+                          "evaluation seeds (head_to_head.md on the parent run)")
+    columns = ["#", "configuration", "episodes", "rounds", "IQM", f"{pct} CI", "win rate",
+               f"{pct} CI", "return"] + (["USD / episode", "rounds / USD"] if llm else [])
+    for col in columns:
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    for i, a in enumerate(board, 1):
+        cells = [str(i), a.configuration, str(a.episodes), _fmt(a.rounds_mean),
+                 _fmt(a.rounds_iqm), _interval(a.rounds_ci), _fmt(a.win_mean),
+                 _interval(a.win_ci), _fmt(a.return_mean)]
+        if llm:
+            cells += [_fmt(a.cost_per_episode), _fmt(a.rounds_per_usd)]
+        table.add_row(*cells)
+    Console().print(table)
+
+
+def _interval(ci: tuple[float, float]) -> str:
+    low, high = ci
+    return f"[{_fmt(low)}, {_fmt(high)}]" if math.isfinite(low) else "-"
+
+
+def _float(value: Any) -> float:
+    """A CSV cell or a number as a float; NaN for an empty cell or None."""
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _nanmean(x: np.ndarray) -> float:
+    finite = x[~np.isnan(x)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 # ---------------------------------------------------------------- helpers

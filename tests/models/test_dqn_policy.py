@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.agents.networks import QNetwork
+from pipeline.agents.balatro_qnet import BalatroQNetwork
 from pipeline.envs.balatro import BalatroEnv
 from tests.models.conftest import POLICY
 
@@ -32,7 +32,7 @@ def _observations(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.slow
 def test_best_networks_load_with_mlflow_pytorch(trained_run, tracking_uri):
     net = mlflow.pytorch.load_model("models:/balatro_dqn_best_episode@best")
-    assert isinstance(net, QNetwork)
+    assert isinstance(net, BalatroQNetwork)   # what agent.network=auto builds for Balatro
     obs, _ = _observations(3)
     with torch.no_grad():
         assert net(torch.as_tensor(obs)).shape == (3, net.n_actions)

@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from pipeline.agents.base import Transition, legal_actions
-from pipeline.agents.llm.prompts import DEFAULT_SYSTEM_PROMPT, FEEDBACK
+from pipeline.agents.llm.prompts import DEFAULT_SYSTEM_PROMPT, FEEDBACK, SYSTEM_PROMPTS
 from pipeline.envs.text import IllegalActionError, TextGame
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class LLMAgentConfig:
     max_tokens: int = 512
     history: int = 4
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    prompt_variant: Optional[str] = None
     timeout_s: float = 30.0
     max_retries: int = 4
     backoff_base_s: float = 1.0
@@ -202,6 +203,9 @@ def _check(cfg: LLMAgentConfig) -> None:
     if cfg.fallback not in ("random", "first"):
         raise ValueError(f"agent.fallback: {cfg.fallback!r} is not allowed "
                          "(expected random or first)")
+    if cfg.prompt_variant is not None and cfg.prompt_variant not in SYSTEM_PROMPTS:
+        raise ValueError(f"agent.prompt_variant: {cfg.prompt_variant!r} is not a prompt "
+                         f"(expected one of: {', '.join(SYSTEM_PROMPTS)}, or null)")
 
 
 def make_config(cls: type, config: dict[str, Any]) -> Any:
@@ -213,6 +217,8 @@ def make_config(cls: type, config: dict[str, Any]) -> Any:
                          f"(expected some of {sorted(known - {'_target_'})})")
     cfg = cls(**config)
     _check(cfg)
+    if cfg.prompt_variant is not None:  # a named prompt replaces system_prompt
+        cfg.system_prompt = SYSTEM_PROMPTS[cfg.prompt_variant]
     return cfg
 
 

@@ -14,6 +14,18 @@ DEFAULT_SYSTEM_PROMPT = (
     "make progress, avoid wasting resources, and never repeat a command that was refused."
 )
 
+# Named system prompts: `agent.prompt_variant=<name>` replaces agent.system_prompt with one,
+# so a search (conf/hparams_search/llm_optuna_cost.yaml) can choose among them by name.
+SYSTEM_PROMPTS = {
+    "default": DEFAULT_SYSTEM_PROMPT,
+    # Completion tokens are the dearer ones: ask for less reasoning per turn.
+    "concise": DEFAULT_SYSTEM_PROMPT + " Keep your reasoning to one short sentence.",
+    # Spend-aware play: think about the resources a command uses before choosing it.
+    "planner": DEFAULT_SYSTEM_PROMPT + (
+        " Before each command, weigh what it uses up (hands, discards, money, moves) against "
+        "what it gains over the next few turns, and keep a plan across turns."),
+}
+
 # The OpenAI agent's reply format; the DSPy agent's signature carries the same rule.
 ACTION_LINE_RULE = ("Think step by step in at most a few sentences, then end your reply with one "
                     "line of the form `Action: <command>` holding exactly one command.")
