@@ -209,8 +209,8 @@ def test_policy_from_a_checkpoint_and_from_a_models_uri(tmp_path, store):
 
     env = BalatroEnv(mode="blind")
     obs, _ = env.reset(seed=3)
-    trained = DQNAgent(env.observation_space, env.action_space, seed=123, hidden_sizes=[32],
-                       buffer_size=100)
+    trained = DQNAgent(env.observation_space, env.action_space, env=env, seed=123,
+                       hidden_sizes=[32], buffer_size=100)   # env: the Balatro network, as served
     expected = trained.q_values(obs[None])[0]
     path = save_checkpoint(tmp_path / "latest.pt", {"format": FORMAT_VERSION, "step": 7,
                                                     "agent": trained.state_dict()})
