@@ -186,6 +186,8 @@ _POSITIVE = ("agent.action_hidden", "run.total_steps", "agent.lr", "agent.batch_
 _NON_NEGATIVE = ("run.eval_every", "run.eval_episodes", "run.checkpoint_every",
                  "agent.learning_starts", "agent.target_update_interval",
                  "agent.eps_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
+Q_NETWORKS = ("auto", "mlp", "balatro")   # agent.network (pipeline/agents/networks.py)
+_CHOICES = {"agent.network": Q_NETWORKS}
 _UNIT_INTERVAL = ("agent.gamma", "agent.tau", "agent.eps_start", "agent.eps_end")
 
 
@@ -203,3 +205,7 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}: {value} is not allowed (expected a number in [0, 1])")
+    for key, allowed in _CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not allowed (expected one of {list(allowed)})")

@@ -57,3 +57,16 @@ def test_validate_names_the_key(compose_cfg, override, key):
 
 def test_debug_smoke_is_short(compose_cfg):
     assert compose_cfg("debug=smoke").run.total_steps <= 2000
+
+
+def test_the_full_run_recipe_and_the_head_to_head_dqn_share_one_preset(compose_cfg):
+    """experiment=balatro_full_run_dqn and the DQN jobs of experiment=balatro_head_to_head
+    train with the same settings (conf/presets/balatro_full_run_dqn.yaml)."""
+    recipe = compose_cfg("experiment=balatro_full_run_dqn")
+    h2h = compose_cfg("experiment=balatro_head_to_head", "agent=dqn", "seed=0")
+    assert recipe.env.mode == h2h.env.mode == "run"
+    assert recipe.agent == h2h.agent
+    assert recipe.agent.network == "balatro" and recipe.agent.gamma == 0.995
+    for key in ("total_steps", "eval_every", "checkpoint_every"):
+        assert recipe.run[key] == h2h.run[key]
+    assert (recipe.run.eval_episodes, h2h.run.eval_episodes) == (30, 20)

@@ -18,6 +18,8 @@ one linear head over the state summary.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -30,10 +32,12 @@ N_DISCARD_FEATURES = 20
 _RANK_CHIPS = [min(r + 2, 10) if r < 12 else 11 for r in range(13)]
 
 
+@functools.cache
 def _rank_set_tables() -> tuple[torch.Tensor, torch.Tensor]:
     """For each of the 2^13 sets of ranks (bit r = rank r present): the most distinct ranks
     in one five-rank window (a straight needs 5; the Ace also plays low), and the index of
-    the highest rank present (0 for the empty set)."""
+    the highest rank present (0 for the empty set). Built once per process (~50 ms); each
+    network registers its own copy."""
     window = torch.zeros(1 << 13, dtype=torch.float32)
     highest = torch.zeros(1 << 13, dtype=torch.long)
     for bits in range(1, 1 << 13):
@@ -81,7 +85,7 @@ class BalatroQNetwork(nn.Module):
             "rank_bits": torch.tensor([float(1 << r) for r in range(13)]),
             "hand_base": torch.tensor(H.HAND_BASE, dtype=torch.float32),      # (12, 4)
         }
-        constant["window"], constant["highest"] = _rank_set_tables()
+        constant["window"], constant["highest"] = (t.clone() for t in _rank_set_tables())
         for name, value in constant.items():
             self.register_buffer(name, value, persistent=False)
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-NETWORKS = ("auto", "mlp", "balatro")
+from pipeline.config import Q_NETWORKS as NETWORKS  # one list; validate() checks it before anything runs
 
 
 def build_q_network(kind: str, obs_shape: tuple[int, ...], n_actions: int,
