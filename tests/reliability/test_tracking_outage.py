@@ -33,7 +33,7 @@ def _server(port: int, tmp: Path) -> subprocess.Popen:
          f"sqlite:///{tmp}/server.db", "--artifacts-destination", str(tmp / "server-art"),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 400   # seconds usually; far longer on a loaded CI machine
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):

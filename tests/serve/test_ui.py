@@ -19,10 +19,19 @@ from tests.conftest import REPO
 from tests.serve import free_port
 
 
-def _launch(*args: str, cwd) -> subprocess.Popen:
+# How long the UI may take to answer. About 7 s on a quiet machine, but a CI run once took
+# 150 s on a loaded 2-core machine; the launcher waits as long (its --wait), the test a
+# little longer, and both stay under pytest's 600 s per-test limit.
+UP_WITHIN_S = 420
+
+
+def _launch(*args: str, cwd, merge_output: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # merge_output: the server's log goes to the same pipe the test reads while waiting, so
+    # an unread stderr pipe can never fill up and block the server.
     return subprocess.Popen([sys.executable, "-m", "pipeline.ui", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE)
 
 
 @pytest.mark.server
@@ -31,15 +40,16 @@ def test_launcher_starts_the_ui_on_the_project_store_and_stops_it(tmp_path):
     (tmp_path / "outputs").mkdir()
     MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow.db").create_experiment("ui-check")
     port = free_port()
-    proc = _launch("--port", str(port), cwd=tmp_path)
+    proc = _launch("--port", str(port), "--wait", str(UP_WITHIN_S), cwd=tmp_path,
+                   merge_output=True)
     url = f"http://127.0.0.1:{port}"
     printed = []
     try:
         # The launcher prints the address once the UI answers: wait for that line.
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + UP_WITHIN_S + 20
         while not any(line.startswith("MLflow UI:") for line in printed):
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, f"the UI did not come up: {printed}"
+            assert time.monotonic() < deadline, f"the UI did not come up: {''.join(printed)}"
             ready, _, _ = select.select([proc.stdout], [], [], 0.5)
             if ready:
                 printed.append(proc.stdout.readline())
@@ -49,11 +59,11 @@ def test_launcher_starts_the_ui_on_the_project_store_and_stops_it(tmp_path):
                           params={"experiment_name": "ui-check"})
         assert found.status_code == 200, found.text  # it reads the project's store
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=40)
+        out, _ = proc.communicate(timeout=40)
         out = "".join(printed) + out
     finally:
         proc.kill()
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 0, out[-2000:]
     assert f"Starting the MLflow UI on sqlite:///{tmp_path}/outputs/mlflow.db" in out
     assert f"MLflow UI: {url}" in out and "Stopping the MLflow UI" in out
     assert not port_taken("127.0.0.1", port)  # the server went with it

@@ -84,9 +84,10 @@ def psycopg2_uri(uri: str) -> str:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 120) -> Iterator[str]:
+def mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 400) -> Iterator[str]:
     """`mlflow server` on a free port of 127.0.0.1, serving artifacts from `artifacts`;
-    yields its URL once /health answers."""
+    yields its URL once /health answers (within `timeout`: a few seconds on a quiet machine,
+    but one CI run took 150 s for the UI launcher on a loaded one)."""
     port = free_port()
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")
     proc = subprocess.Popen(
