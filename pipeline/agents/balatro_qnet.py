@@ -10,11 +10,18 @@ levels and whether that beats the blind; for a discard, what the kept cards are 
 MLP shared by all subsets scores those features together with a summary of the state,
 so what it learns about one subset carries over to every subset with the same meaning.
 
+The score of a play is the simulator's (scoring.score_cards), computed in torch: hand
+levels, every joker in its slot order (per-card effects, +chips, +mult, The Duo's X2, a
+joker disabled by Crimson Heart doing nothing), debuffed cards, The Arm and The Flint,
+and the plays The Psychic, The Eye and The Mouth forbid. A test checks it against the
+simulator on thousands of plays. So what a joker adds to each hand is in the features
+the moment it is owned, and the value of buying it is one bootstrap step away. Only a
+face-down card's rank stays unknown, as to any player.
+
 Everything is a function of the observation (layout: pipeline/envs/balatro/env.py), so
-the replay buffer, the TD target and the checkpoints are the same as for the MLP. The
-chip estimate ignores jokers and boss effects; the state summary sees them and the MLP
-learns the correction. Non-card actions (select, skip, buy, sell, reroll, leave) get
-one linear head over the state summary.
+the replay buffer, the TD target and the checkpoints are the same as for the MLP.
+Non-card actions (select, skip, buy, sell, reroll, leave) get one linear head over the
+state summary.
 """
 from __future__ import annotations
 
@@ -24,12 +31,34 @@ import torch
 from torch import nn
 
 from pipeline.envs.balatro import actions as A
+from pipeline.envs.balatro import blinds as B
 from pipeline.envs.balatro import env as E
 from pipeline.envs.balatro import hands as H
+from pipeline.envs.balatro import jokers as J
+from pipeline.envs.balatro.game import MAX_JOKERS
 
-N_PLAY_FEATURES = H.N_HAND_TYPES + 11
+N_PLAY_FEATURES = H.N_HAND_TYPES + 12
 N_DISCARD_FEATURES = 20
 _RANK_CHIPS = [min(r + 2, 10) if r < 12 else 11 for r in range(13)]
+# Jokers that fire once per hand (scoring.score_cards): (joker, condition, amount) with the
+# conditions in the order subset_features stacks them: always, contains a Pair, Three of a
+# Kind, Two Pair, Straight, Flush, 3 or fewer cards played, no discard left, per discard
+# left, per joker owned. The Duo's X2 Mult (if a Pair) is applied separately.
+_ALWAYS, _PAIR, _THREE, _TWO_PAIR, _STRAIGHT, _FLUSH, _SMALL, _NO_DISCARD, _PER_DISCARD, \
+    _PER_JOKER = range(10)
+_JOKER_MULT = ((J.JOKER, _ALWAYS, 4), (J.JOLLY, _PAIR, 8), (J.ZANY, _THREE, 12),
+               (J.MAD, _TWO_PAIR, 10), (J.CRAZY, _STRAIGHT, 12), (J.DROLL, _FLUSH, 10),
+               (J.HALF, _SMALL, 20), (J.MYSTIC_SUMMIT, _NO_DISCARD, 15),
+               (J.ABSTRACT, _PER_JOKER, 3), (J.GROS_MICHEL, _ALWAYS, 15))
+_JOKER_CHIPS = ((J.SLY, _PAIR, 50), (J.WILY, _THREE, 100), (J.CLEVER, _TWO_PAIR, 80),
+                (J.DEVIOUS, _STRAIGHT, 100), (J.CRAFTY, _FLUSH, 80), (J.BANNER, _PER_DISCARD, 30))
+
+
+def _joker_table(effects: tuple[tuple[int, int, int], ...]) -> torch.Tensor:
+    table = torch.zeros(J.N_JOKERS, 10)
+    for joker, condition, amount in effects:
+        table[joker, condition] = float(amount)
+    return table
 
 
 @functools.cache
@@ -85,6 +114,11 @@ class BalatroQNetwork(nn.Module):
             "rank_bits": torch.tensor([float(1 << r) for r in range(13)]),
             "hand_base": torch.tensor(H.HAND_BASE, dtype=torch.float32),      # (12, 4)
         }
+        constant["per_card"] = torch.tensor(                                  # (52, 27, 2)
+            [[J.PER_CARD[j][c] for j in range(J.N_JOKERS)] for c in range(52)],
+            dtype=torch.float32)
+        constant["joker_chips"] = _joker_table(_JOKER_CHIPS)
+        constant["joker_mult"] = _joker_table(_JOKER_MULT)
         constant["window"], constant["highest"] = (t.clone() for t in _rank_set_tables())
         for name, value in constant.items():
             self.register_buffer(name, value, persistent=False)
@@ -142,22 +176,65 @@ class BalatroQNetwork(nn.Module):
         hand_type[top >= 5] = H.FIVE_KIND
         hand_type[flush & full] = H.FLUSH_HOUSE
         hand_type[flush & (top >= 5)] = H.FLUSH_FIVE
-        # Scoring cards: ranks held `need` times (Pair 2, Two Pair 2, Three 3, Four 4),
-        # every card for five-card hands, the highest card for High Card.
+        # Scoring cards, card by card (B, 8, 218): ranks held `need` times (Pair 2, Two
+        # Pair 2, Three 3, Four 4), every card of a five-card hand, the highest for High Card.
         need = torch.ones_like(top)
         need[(hand_type == H.PAIR) | (hand_type == H.TWO_PAIR)] = 2.0
         need[hand_type == H.THREE_KIND] = 3.0
         need[hand_type == H.FOUR_KIND] = 4.0
-        chip_w = self.rank_chips[:, None]
-        card_chips = (rc * chip_w * (rc >= need[:, None, :])).sum(1)
-        high_chips = torch.where(bits > 0, self.rank_chips[self.highest[bits]],
-                                 torch.zeros_like(top))
-        card_chips = torch.where(hand_type == H.HIGH_CARD, high_chips, card_chips)
+        card_ranks = ranks.transpose(1, 2)                  # (B, 8, 13)
+        own_count = card_ranks @ rc                         # copies of card i's rank in subset k
+        known = card_ranks.sum(2, keepdim=True)             # 0 for empty and face-down slots
+        top_rank = self.highest[bits]                        # (B, 218)
+        is_top = (card_ranks.argmax(2)[:, :, None] == top_rank[:, None, :]).float() * known
+        scores = torch.where((hand_type == H.HIGH_CARD)[:, None, :], is_top,
+                             (own_count >= need[:, None, :]).float())
+        # Debuffed cards count for the hand type but add nothing and trigger nothing.
+        scoring = scores * member_t * (1.0 - debuffed)[:, :, None]
+        card_chips = (card_ranks @ self.rank_chips)[:, None, :] @ scoring   # (B, 1, 218)
+        # Jokers (reference section 2): per-card effects fire for each scoring card, then
+        # every active joker left to right adds chips or mult or multiplies the mult.
+        owned = obs[:, E.O_JOKERS:E.O_JOKER_OFF].reshape(b, MAX_JOKERS, J.N_JOKERS)
+        active = owned * (1.0 - obs[:, E.O_JOKER_OFF:E.O_SHOP])[:, :, None]
+        cards = (card_ranks[:, :, :, None] * suits.transpose(1, 2)[:, :, None, :]).reshape(b, 8, 52)
+        per_card = (cards @ self.per_card.reshape(52, -1)).reshape(b, 8, J.N_JOKERS, 2)
+        per_card = (per_card * active.sum(1)[:, None, :, None]).sum(2)   # (B, 8, [chips, mult])
+        bonus = per_card.transpose(1, 2) @ scoring         # (B, 2, 218)
+        # Hand base at the current levels: The Arm lowers the played hand's level first,
+        # The Flint halves chips and mult (rounding half up, mult at least 1).
+        boss = obs[:, E.O_BOSS:E.O_BOSS + B.N_BOSSES] * obs[:, E.O_BOSS + B.N_BOSSES, None]
         levels_up = obs[:, E.O_LEVELS:E.O_TYPES] * 10.0     # level - 1, (B, 12)
+        levels_up = levels_up - boss[:, B.ARM, None] * (levels_up > 0.5).float()
         base = self.hand_base
-        chips = torch.gather(base[:, 0] + levels_up * base[:, 2], 1, hand_type) + card_chips
+        chips = torch.gather(base[:, 0] + levels_up * base[:, 2], 1, hand_type)
         mult = torch.gather(base[:, 1] + levels_up * base[:, 3], 1, hand_type)
-        score = chips * mult
+        flint = boss[:, B.FLINT, None] > 0.5
+        chips = torch.where(flint, torch.floor(chips * 0.5 + 0.5), chips)
+        mult = torch.where(flint, torch.floor(mult * 0.5 + 0.5).clamp_min(1.0), mult)
+        chips = chips + card_chips[:, 0] + bonus[:, 0]
+        mult = mult + bonus[:, 1]
+        discards = obs[:, E.O_ROUND + 1, None] * 5.0
+        conditions = torch.stack([                           # (C, B, 218), rows of JOKER_TABLE
+            torch.ones_like(top), (top >= 2).float(), (top >= 3).float(),
+            (n_pairs >= 2).float(), straight.float(), flush.float(), (n_cards <= 3).float(),
+            (discards < 0.5).float().expand_as(top), discards.expand_as(top),
+            owned.sum((1, 2))[:, None].expand_as(top)])
+        add_chips = torch.einsum("bsj,jc,cbk->bk", active, self.joker_chips, conditions)
+        add_mult = torch.einsum("bsj,jc,cbk->sbk", active, self.joker_mult, conditions)
+        times = 1.0 + active[:, :, J.THE_DUO].T[:, :, None] * conditions[1]   # (5, B, 218)
+        for slot in range(MAX_JOKERS):
+            mult = (mult + add_mult[slot]) * times[slot]
+        chips = chips + add_chips
+        # A play the boss forbids scores nothing (The Psychic, The Eye, The Mouth).
+        played = obs[:, E.O_TYPES:E.O_JOKERS]
+        played_this = torch.gather(played, 1, hand_type)
+        forbidden = (boss[:, B.PSYCHIC, None] * (n_cards < 5).float()
+                     + boss[:, B.EYE, None] * played_this
+                     + boss[:, B.MOUTH, None] * (played.sum(1, keepdim=True) > 0.5).float()
+                     * (1.0 - played_this))
+        allowed = (forbidden < 0.5).float()
+        score = torch.floor(chips * mult) * allowed
+        card_chips = card_chips[:, 0]
         target = torch.pow(10.0, obs[:, E.O_ROUND + 3] * 10.0)[:, None]
         needed = (target * (1.0 - obs[:, E.O_ROUND + 2])[:, None]).clamp_min(1.0)
         type_one_hot = torch.zeros(H.N_HAND_TYPES, *hand_type.shape, dtype=obs.dtype,
@@ -166,7 +243,8 @@ class BalatroQNetwork(nn.Module):
             n_cards / 5.0, n_down / 5.0, n_debuff / 5.0,
             (score / needed).clamp(max=2.0) / 2.0, (score >= needed).float(),
             torch.log1p(score) / 10.0, (score / target).clamp(max=4.0) / 4.0,
-            chips / 200.0, mult / 20.0, card_chips / 55.0, (n_cards > 0).float(),
+            torch.log1p(chips) / 7.0, torch.log1p(mult) / 5.0, card_chips / 55.0,
+            (n_cards > 0).float(), allowed,
         ])])
 
         # ---- what a discard keeps, and the odds of improving it from the draw pile
@@ -183,7 +261,7 @@ class BalatroQNetwork(nn.Module):
         flush_outs = torch.gather(deck_suits, 1, best_suit) / left
         pair_outs = (deck_ranks[:, None, :] @ k_present).squeeze(1) / left
         trip_outs = (deck_ranks[:, None, :] @ k_pair).squeeze(1) / left
-        kept_chips = (krc * chip_w).sum(1)
+        kept_chips = (krc * self.rank_chips[:, None]).sum(1)
         discard = torch.stack([
             n_cards / 5.0, n_down / 5.0, n_debuff / 5.0, n_kept / 8.0,
             k_top / 4.0, k_pairs / 4.0, k_trips / 2.0, k_suit / 8.0, k_straight / 5.0,

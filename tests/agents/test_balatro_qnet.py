@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from pipeline.agents.balatro_qnet import BalatroQNetwork
-from pipeline.agents.baselines import _BalatroView
+from pipeline.agents.baselines import HeuristicAgent, _BalatroView
 from pipeline.agents.base import Transition
 from pipeline.agents.dqn import DQNAgent, double_td_target, td_target
 from pipeline.envs.balatro import BalatroEnv
 from pipeline.envs.balatro import actions as A
+from pipeline.envs.balatro import blinds as B
+from pipeline.envs.balatro.jokers import N_JOKERS
 from pipeline.envs.balatro.hands import HAND_NAMES, evaluate
 from pipeline.models.common import load_network, save_network
 from tests.toy_env import ToyEnv
@@ -44,6 +46,54 @@ def test_play_features_name_the_hand_and_its_score_like_the_simulator():
             assert np.expm1(float(play[LOG_SCORE, 0, k]) * 10) == pytest.approx(score, abs=0.5)
             assert float(play[WINS, 0, k]) == float(score >= needed)
     assert len(seen_types) >= 5   # high card to flush at least, not one type by accident
+
+
+def test_play_scores_follow_the_simulator_with_jokers_levels_and_bosses():
+    # Jokers (each of the 27, active or disabled), hand levels, discards left and the
+    # bosses that change scoring (The Flint, The Arm) or forbid plays (The Psychic, The
+    # Eye, The Mouth): the network's score for every legal play equals the simulator's.
+    # States come from heuristic full runs, edited, checked, then restored.
+    net = BalatroQNetwork((556,), 447)
+    env = BalatroEnv(mode="run")
+    agent = HeuristicAgent(env.observation_space, env.action_space, seed=0)
+    rng = np.random.default_rng(0)
+    # None keeps the run's own boss (debuffs, face-down cards, forced cards included).
+    bosses = (None, -1, B.FLINT, B.ARM, B.PSYCHIC, B.EYE, B.MOUTH)
+    obs, info = env.reset(seed=0)
+    checked, plays, jokers_seen, nonzero = 0, 0, set(), 0
+    while checked < 60:
+        if info["phase"] == "play" and rng.random() < 0.5:
+            saved = env.state_dict()
+            g = env.game
+            g.jokers = [int(j) for j in rng.choice(N_JOKERS, size=rng.integers(0, 6), replace=False)]
+            g.disabled_joker = int(rng.integers(-1, len(g.jokers))) if g.jokers else -1
+            g.levels = [int(x) for x in rng.integers(1, 6, size=12)]
+            g.discards_left = int(rng.integers(0, 5))
+            boss = bosses[checked % len(bosses)]
+            if boss is not None:
+                g.boss_active, g.debuffed, g.face_down, g.forced = boss, frozenset(), set(), -1
+                g.boss = boss if boss >= 0 else g.boss
+                g.round_types = [int(rng.integers(0, 6))] if rng.random() < 0.5 else []
+            check_obs, check_info = env.current_observation()
+            play, _ = net.subset_features(torch.as_tensor(check_obs[None]))
+            down = set(np.flatnonzero(check_obs[:168].reshape(8, 21)[:, 18] > 0.5))
+            for k in np.flatnonzero(check_info["action_mask"][:A.DISCARD]):
+                if down & set(A.SUBSETS[k]):
+                    continue   # a face-down card's rank is unknown to any player
+                expected = g.preview(A.SUBSETS[k])
+                assert int(play[:12, 0, k].argmax()) == expected.hand_type
+                got = float(np.expm1(float(play[LOG_SCORE, 0, k]) * 10))
+                assert got == pytest.approx(expected.score, rel=1e-4, abs=0.5), (
+                    [g.hand[i] for i in A.SUBSETS[k]], g.jokers, g.disabled_joker, boss)
+                plays += 1
+                nonzero += expected.score > 0
+            jokers_seen.update(g.active_jokers())
+            env.load_state_dict(saved)
+            checked += 1
+        obs, _, terminated, truncated, info = env.step(agent.act(obs, info, explore=False))
+        if terminated or truncated:
+            obs, info = env.reset(seed=checked + 1)
+    assert jokers_seen == set(range(N_JOKERS)) and plays > 5000 and nonzero > plays // 2
 
 
 def test_discard_features_describe_the_kept_cards():
