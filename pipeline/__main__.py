@@ -30,7 +30,8 @@ def _main(cfg: DictConfig) -> float | None:
         # report first); in a sweep the job is recorded as a FAILED child run and the
         # sweep goes on (Hydra's sweepers would stop at the first failed job).
         if HydraConfig.get().mode == RunMode.RUN and one_line_error(ex) is not None:
-            _discard_empty_run_dir(Path(HydraConfig.get().runtime.output_dir))
+            _discard_empty_run_dir(Path(HydraConfig.get().runtime.output_dir),
+                                   Path(HydraConfig.get().runtime.cwd))
             report_and_exit(ex)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             from pipeline.tracking.sweep import job_failed
@@ -39,10 +40,20 @@ def _main(cfg: DictConfig) -> float | None:
         raise
 
 
-def _discard_empty_run_dir(path: Path) -> None:
-    """A run refused before it started leaves no run dir behind (only Hydra's own files)."""
-    if all(p.name in (".hydra", "pipeline.log") for p in path.iterdir()):
-        shutil.rmtree(path, ignore_errors=True)
+def _discard_empty_run_dir(path: Path, cwd: Path) -> None:
+    """A run refused before it started leaves no run dir behind (only Hydra's own files),
+    nor the folders above it that are left empty (outputs/runs/<date>/), up to `cwd`."""
+    if not all(p.name in (".hydra", "pipeline.log") for p in path.iterdir()):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    cwd = cwd.resolve()
+    for parent in path.resolve().parents:
+        if parent == cwd or cwd not in parent.parents:
+            break
+        try:
+            parent.rmdir()   # only an empty folder; another run's files stop the walk
+        except OSError:
+            break
 
 
 if __name__ == "__main__":
