@@ -15,6 +15,7 @@ from typing import Any, Callable
 from pipeline.config import ConfigError
 
 EXIT_USAGE = 2
+EXIT_JOBS_FAILED = 1
 
 
 class UsageError(Exception):
@@ -30,15 +31,20 @@ def report_and_exit(ex: BaseException) -> None:
 
 
 def guarded(main: Callable[[], Any]) -> None:
+    """Run `main` (a Hydra entry point); exit 2 on a user error, 1 after a sweep in which
+    some jobs failed (each is a FAILED child run; the sweep itself went on)."""
     if os.environ.get("HYDRA_FULL_ERROR"):
         main()
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra raise so we can report in one line
-    try:
-        main()
-    except Exception as ex:  # noqa: BLE001 - classified by report_and_exit
-        report_and_exit(ex)
-        raise
+    else:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra raise so we can report in one line
+        try:
+            main()
+        except Exception as ex:  # noqa: BLE001 - classified by report_and_exit
+            report_and_exit(ex)
+            raise
+    sweep = sys.modules.get("pipeline.tracking.sweep")   # loaded only by a tracked sweep
+    if sweep is not None and sweep.failed_jobs():
+        sys.exit(EXIT_JOBS_FAILED)
 
 
 def one_line_error(ex: BaseException) -> str | None:

@@ -15,7 +15,7 @@ its jobs) with robust statistics (pipeline/stats.py: mean, IQM, bootstrap interv
 
 A job that raises is recorded as a FAILED child with its error and returns None: the
 basic sweeper ignores it and the Optuna sweeper marks the trial FAIL; either way the
-other jobs go on.
+other jobs go on, and the command exits with status 1 at the end (`failed_jobs`).
 """
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.tracking.redact import redact_text
 
 log = logging.getLogger(__name__)
+
+# Jobs of this process's last finished sweep that FAILED; `pipeline.cli.guarded` turns a
+# non-zero count into exit status 1 once Hydra returns.
+_failed_jobs = 0
+
+
+def failed_jobs() -> int:
+    return _failed_jobs
 
 # What the launching process tells each job (set by SweepCallback.on_job_start).
 PARENT_ENV = "PIPELINE_PARENT_RUN_ID"  # the sweep's parent run (also the sweep id)
@@ -235,6 +243,8 @@ class SweepCallback(Callback):
         finite = [j for j in jobs if math.isfinite(j.objective)]
         best = (max if maximize else min)(finite, key=lambda j: j.objective, default=None)
         failed = sum(j.status == "FAILED" for j in jobs)
+        global _failed_jobs
+        _failed_jobs = failed
         metrics = {"sweep/jobs": len(jobs), "sweep/failed": failed,
                    "sweep/finished": sum(j.status == "FINISHED" for j in jobs)}
         if best is not None:
