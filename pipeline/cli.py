@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import sys
 from typing import Any, Callable
 
@@ -16,6 +17,10 @@ from pipeline.config import ConfigError
 
 EXIT_USAGE = 2
 EXIT_JOBS_FAILED = 1
+
+# The signal that stopped this command (SIGINT for Ctrl-C, SIGTERM), or None: a sweep's
+# parent run reads it at exit to end KILLED rather than FAILED.
+stopped_by: int | None = None
 
 
 class UsageError(Exception):
@@ -32,19 +37,35 @@ def report_and_exit(ex: BaseException) -> None:
 
 def guarded(main: Callable[[], Any]) -> None:
     """Run `main` (a Hydra entry point); exit 2 on a user error, 1 after a sweep in which
-    some jobs failed (each is a FAILED child run; the sweep itself went on)."""
-    if os.environ.get("HYDRA_FULL_ERROR"):
-        main()
-    else:
-        os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra raise so we can report in one line
-        try:
+    some jobs failed (each is a FAILED child run; the sweep itself went on), 128 + the
+    signal number after Ctrl-C or SIGTERM. SIGTERM (a scheduler's or `kill`'s stop) is
+    handled like Ctrl-C: the run in progress ends KILLED instead of staying RUNNING."""
+    global stopped_by
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        if os.environ.get("HYDRA_FULL_ERROR"):
             main()
-        except Exception as ex:  # noqa: BLE001 - classified by report_and_exit
-            report_and_exit(ex)
-            raise
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra raise so we can report in one line
+            try:
+                main()
+            except Exception as ex:  # noqa: BLE001 - classified by report_and_exit
+                report_and_exit(ex)
+                raise
+    except KeyboardInterrupt:
+        stopped_by = stopped_by or signal.SIGINT
+        sys.stderr.write(f"stopped by {signal.Signals(stopped_by).name}\n")
+        sys.exit(128 + stopped_by)
     sweep = sys.modules.get("pipeline.tracking.sweep")   # loaded only by a tracked sweep
     if sweep is not None and sweep.failed_jobs():
         sys.exit(EXIT_JOBS_FAILED)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    global stopped_by
+    stopped_by = signum
+    raise KeyboardInterrupt
 
 
 def one_line_error(ex: BaseException) -> str | None:

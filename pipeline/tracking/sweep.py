@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import signal
 import tempfile
 import traceback
 from dataclasses import dataclass
@@ -214,10 +215,18 @@ class SweepCallback(Callback):
             os.environ.pop(key, None)
 
     def _abandoned(self) -> None:
-        """At exit without on_multirun_end (the sweeper raised, Ctrl-C): close the parent."""
+        """At exit without on_multirun_end: close the parent, KILLED after Ctrl-C or
+        SIGTERM (`pipeline.cli.stopped_by`), FAILED when the sweeper raised."""
         if self._tracker is None or self._finished:
             return
+        from pipeline import cli
+
         try:
+            if cli.stopped_by is not None:
+                self._tracker.set_tags({"stopped": f"the sweep was stopped by "
+                                                   f"{signal.Signals(cli.stopped_by).name}"})
+                self._finish(self._config, status="KILLED")
+                return
             self._tracker.set_tags({"error": "the sweep stopped before its end (see the console)"})
             self._finish(self._config, status="FAILED")
         except Exception as ex:  # noqa: BLE001 - exiting anyway; say why the parent stays open
