@@ -89,13 +89,19 @@ def test_server_down_for_30_seconds_mid_run_loses_nothing(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = _server(port, tmp_path)
-    train = _train(url, tmp_path, steps=120_000)
+    train = _train(url, tmp_path, steps=60_000)   # about 75 s of training on a 2-core machine
     try:
         run_id = _wait_for_run(MlflowClient(url), train)
         _stop(server)
-        time.sleep(30)
+        time.sleep(30)   # training goes on, its metrics buffered
         assert train.poll() is None, "the run ended during the outage: raise its budget"
-        server = _server(port, tmp_path)
+        # The server's start-up can take minutes on a loaded machine: the run is paused
+        # meanwhile, so it is still training (and buffering) when the server is back.
+        train.send_signal(signal.SIGSTOP)
+        try:
+            server = _server(port, tmp_path)
+        finally:
+            train.send_signal(signal.SIGCONT)
         out, err = train.communicate(timeout=600)
         assert train.returncode == 0, err[-3000:]
         assert "spool" not in err
