@@ -51,8 +51,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return args
 
 
-def fetch(args: dict[str, Any]) -> tuple[Path, Any]:
-    """The local replays folder, and the tracker when a run id was given (to log the step log)."""
+def fetch(args: dict[str, Any], dst: Path) -> tuple[Path, Any]:
+    """The local replays folder (downloaded under `dst` for a run id), and the tracker when a
+    run id was given (to log the step log)."""
     tracker = None
     if args["run_id"] is not None:
         from pipeline.tracking.mlflow_tracker import MLflowTracker
@@ -73,8 +74,7 @@ def fetch(args: dict[str, Any]) -> tuple[Path, Any]:
             raise UsageError(f"from_dir={folder}: not a folder")
         return folder, tracker
     try:
-        local = tracker.client.download_artifacts(args["run_id"], ARTIFACT_DIR,
-                                                  tempfile.mkdtemp(prefix="replay-"))
+        local = tracker.client.download_artifacts(args["run_id"], ARTIFACT_DIR, str(dst))
     except Exception as ex:  # noqa: BLE001
         raise UsageError(f"run {args['run_id']} has no {ARTIFACT_DIR}/ artifacts "
                          "(was it run with the replay callback and an evaluation?)") from ex
@@ -195,10 +195,14 @@ def replay(env: Any, record: dict[str, Any], log: StepLog, episode: int) -> tupl
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="replay-") as tmp:   # the downloaded replays
+        return _replay_episode(args, *fetch(args, Path(tmp)))
+
+
+def _replay_episode(args: dict[str, Any], folder: Path, tracker: Any) -> int:
     from pipeline.callbacks.replay import load_episode
 
-    args = parse_args(argv)
-    folder, tracker = fetch(args)
     n = args["episode"]
     npz, env_yaml = folder / f"episode_{n}.npz", folder / "env.yaml"
     if not npz.is_file():

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,8 +366,12 @@ def _load_resume(cfg: DictConfig, tracker: Any) -> dict[str, Any]:
     target = str(cfg.run.resume)
     path = Path(target)
     if not path.exists() and "/" not in target and hasattr(tracker, "download_artifact"):
-        path = tracker.download_artifact(target, f"checkpoints/{LATEST}")
-    payload = load_checkpoint(path)
+        # The downloaded copy (replay buffer included) is not left behind in the temp dir.
+        with tempfile.TemporaryDirectory(prefix="resume-") as tmp:
+            payload = load_checkpoint(tracker.download_artifact(target, f"checkpoints/{LATEST}",
+                                                                tmp))
+    else:
+        payload = load_checkpoint(path)
     if payload.get("run_id") is None:
         raise ValueError(f"run.resume: {target} was written without tracking; "
                          "nothing to continue in the store")

@@ -21,7 +21,13 @@ def only_run(uri: str, experiment: str):
 
 
 def replay(*args: str, cwd: Path):
-    return run_pipeline(*args, cwd=cwd, module="pipeline.replay", timeout=120)
+    # Its own temp dir: the replays it downloads must not be left there.
+    tmpdir = cwd / "tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    result = run_pipeline(*args, cwd=cwd, module="pipeline.replay", timeout=120,
+                          env={"TMPDIR": str(tmpdir)})
+    assert not list(tmpdir.glob("replay-*"))
+    return result
 
 
 @pytest.fixture(scope="module")

@@ -45,9 +45,13 @@ def test_sigkill_then_resume_by_run_id(tmp_path, store):
     [run] = client.search_runs([client.get_experiment_by_name("balatro").experiment_id])
     assert run.info.status == "RUNNING"  # nobody closed it: the process was killed
 
+    (tmp_path / "tmpdir").mkdir()
     result = run_pipeline(*BUDGET, *store["overrides"], f"run.resume={run.info.run_id}",
-                          f"hydra.run.dir={tmp_path / 'second'}", cwd=tmp_path)
+                          f"hydra.run.dir={tmp_path / 'second'}", cwd=tmp_path,
+                          env={"TMPDIR": str(tmp_path / "tmpdir")})
     assert result.returncode == 0, result.stderr[-3000:]
+    # The checkpoint downloaded from the store (replay buffer and all) is not left behind.
+    assert not list((tmp_path / "tmpdir").glob("resume-*"))
 
     runs = client.search_runs([run.info.experiment_id])
     assert [r.info.run_id for r in runs] == [run.info.run_id]  # the same run continued

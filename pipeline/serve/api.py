@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -426,16 +427,17 @@ def load_policy(agent: Any, policy: str, tracker: Any) -> None:
     from pipeline.callbacks.checkpoint import LATEST, load_checkpoint
 
     path = Path(policy)
-    if not path.exists() and "/" not in policy and hasattr(tracker, "download_artifact"):
+    with tempfile.TemporaryDirectory(prefix="policy-") as tmp:   # a downloaded copy goes
+        if not path.exists() and "/" not in policy and hasattr(tracker, "download_artifact"):
+            try:
+                path = tracker.download_artifact(policy, f"checkpoints/{LATEST}", tmp)
+            except Exception as ex:  # noqa: BLE001 - unknown run id or no checkpoint
+                raise ConfigError(f"serve.policy: {policy} is neither a checkpoint file nor a "
+                                  f"run with a checkpoint ({_first_line(ex)})") from None
         try:
-            path = tracker.download_artifact(policy, f"checkpoints/{LATEST}")
-        except Exception as ex:  # noqa: BLE001 - unknown run id or no checkpoint
-            raise ConfigError(f"serve.policy: {policy} is neither a checkpoint file nor a run "
-                              f"with a checkpoint ({_first_line(ex)})") from None
-    try:
-        payload = load_checkpoint(path)
-    except ValueError as ex:
-        raise ConfigError(str(ex).replace("run.resume:", "serve.policy:", 1)) from None
+            payload = load_checkpoint(path)
+        except ValueError as ex:
+            raise ConfigError(str(ex).replace("run.resume:", "serve.policy:", 1)) from None
     try:
         agent.load_state_dict(payload["agent"])
     except (KeyError, RuntimeError, ValueError, TypeError) as ex:

@@ -166,10 +166,8 @@ class MLflowTracker:
         with self._lock:
             self._artifacts[key] = str(path)
 
-    def download_artifact(self, run_id: str, artifact_path: str) -> Path:
-        """A run's artifact as a local file (used to resume from a run id)."""
-        import tempfile
-
+    def download_artifact(self, run_id: str, artifact_path: str, dst: str | Path) -> Path:
+        """A run's artifact as a local file under `dst` (used to resume from a run id)."""
         db = self.uri.removeprefix("sqlite:///")
         if self.uri.startswith("sqlite:///") and not Path(db).exists():
             raise TrackingError(f"run.resume: {run_id} is not a checkpoint file and there is no "
@@ -181,8 +179,7 @@ class MLflowTracker:
                                 f"(expected a checkpoint path or a run id): {_first_line(ex)}"
                                 ) from ex
         try:
-            local = self.client.download_artifacts(run_id, artifact_path,
-                                                   tempfile.mkdtemp(prefix="resume-"))
+            local = self.client.download_artifacts(run_id, artifact_path, str(dst))
         except Exception as ex:  # noqa: BLE001
             raise TrackingError(f"run.resume: run {run_id} has no {artifact_path} "
                                 "(was it run with the checkpoint callback?)") from ex

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import tempfile
 import traceback
@@ -264,7 +265,8 @@ class SweepCallback(Callback):
             tracker.set_tags({"best_configuration": board[0].configuration})
         tracker.log_metrics(metrics, step=0)
         status = status or ("FINISHED" if len(jobs) > failed or not jobs else "FAILED")
-        tracker.end_run(status)
+        tracker.end_run(status)   # uploads (or spools) the files in `out` first
+        shutil.rmtree(out, ignore_errors=True)
         print_leaderboard(board, jobs, objective, self.confidence, tracker.describe(),
                           self.parent_run_id)
         if h2h:

@@ -82,9 +82,11 @@ def first_sweep(tmp_path_factory):
     uri = f"sqlite:///{tmp}/mlflow.db"
     client = MlflowClient(uri)
     outsider = client.create_run(client.create_experiment("elsewhere")).info.run_id
+    (tmp / "tmpdir").mkdir()
     result = run_pipeline(*SWEEP, f"tracking.uri={uri}", f"tracking.artifact_dir={tmp}/art",
-                          cwd=tmp, env={"MLFLOW_RUN_ID": outsider})
+                          cwd=tmp, env={"MLFLOW_RUN_ID": outsider, "TMPDIR": f"{tmp}/tmpdir"})
     assert result.returncode == 1, result.stderr[-3000:]   # 2 of its jobs failed
+    assert not list((tmp / "tmpdir").glob("leaderboard-*"))   # uploaded, then removed
     return {"tmp": tmp, "uri": uri, "client": client, "result": result, "outsider": outsider}
 
 
