@@ -427,7 +427,7 @@ def load_policy(agent: Any, policy: str, tracker: Any) -> None:
     from pipeline.callbacks.checkpoint import LATEST, load_checkpoint
 
     path = Path(policy)
-    with tempfile.TemporaryDirectory(prefix="policy-") as tmp:   # a downloaded copy goes
+    with tempfile.TemporaryDirectory(prefix="policy-") as tmp:   # removed once loaded
         if not path.exists() and "/" not in policy and hasattr(tracker, "download_artifact"):
             try:
                 path = tracker.download_artifact(policy, f"checkpoints/{LATEST}", tmp)
