@@ -57,7 +57,7 @@ def guarded(main: Callable[[], Any]) -> None:
         stopped_by = stopped_by or signal.SIGINT
         sys.stderr.write(f"stopped by {signal.Signals(stopped_by).name}\n")
         sys.exit(128 + stopped_by)
-    sweep = sys.modules.get("pipeline.tracking.sweep")   # loaded only by a tracked sweep
+    sweep = sys.modules.get("pipeline.tracking.sweep")   # non-zero only after a tracked sweep
     if sweep is not None and sweep.failed_jobs():
         sys.exit(EXIT_JOBS_FAILED)
 

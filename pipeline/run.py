@@ -11,7 +11,6 @@ import hashlib
 import logging
 import math
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,17 +360,14 @@ def _record_budget_stop(cfg: DictConfig, state: RunState, tracker: Any) -> None:
 
 # ---------------------------------------------------------------- resume
 def _load_resume(cfg: DictConfig, tracker: Any) -> dict[str, Any]:
-    from pipeline.callbacks.checkpoint import LATEST, load_checkpoint
+    from pipeline.callbacks.checkpoint import load_checkpoint
 
     target = str(cfg.run.resume)
-    path = Path(target)
-    if not path.exists() and "/" not in target and hasattr(tracker, "download_artifact"):
-        # The downloaded copy (replay buffer included) is not left behind in the temp dir.
-        with tempfile.TemporaryDirectory(prefix="resume-") as tmp:
-            payload = load_checkpoint(tracker.download_artifact(target, f"checkpoints/{LATEST}",
-                                                                tmp))
+    run_id = not Path(target).exists() and "/" not in target
+    if run_id and hasattr(tracker, "load_run_checkpoint"):
+        payload = tracker.load_run_checkpoint(target)
     else:
-        payload = load_checkpoint(path)
+        payload = load_checkpoint(Path(target))
     if payload.get("run_id") is None:
         raise ValueError(f"run.resume: {target} was written without tracking; "
                          "nothing to continue in the store")

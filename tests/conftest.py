@@ -40,6 +40,14 @@ def store(tmp_path: Path) -> dict[str, str]:
                                       f"tracking.artifact_dir={tmp_path}/mlartifacts"]}
 
 
+def start_pipeline(*args: str, cwd: Path) -> subprocess.Popen:
+    """`python -m pipeline <args>` started in the background (to be signalled), stderr piped."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
 def run_pipeline(*args: str, cwd: Path, module: str = "pipeline", timeout: int = 300,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m pipeline <args>` in a subprocess, as a user would type it."""

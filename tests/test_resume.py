@@ -51,7 +51,7 @@ def test_sigkill_then_resume_by_run_id(tmp_path, store):
                           env={"TMPDIR": str(tmp_path / "tmpdir")})
     assert result.returncode == 0, result.stderr[-3000:]
     # The checkpoint downloaded from the store (replay buffer and all) is not left behind.
-    assert not list((tmp_path / "tmpdir").glob("resume-*"))
+    assert not list((tmp_path / "tmpdir").glob("checkpoint-*"))
 
     runs = client.search_runs([run.info.experiment_id])
     assert [r.info.run_id for r in runs] == [run.info.run_id]  # the same run continued

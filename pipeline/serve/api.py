@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import tempfile
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -424,20 +423,21 @@ def load_policy(agent: Any, policy: str, tracker: Any) -> None:
     if policy.startswith(("models:/", "runs:/")):
         _load_network(agent, policy, tracker)
         return
-    from pipeline.callbacks.checkpoint import LATEST, load_checkpoint
+    from pipeline.callbacks.checkpoint import load_checkpoint
+    from pipeline.tracking.mlflow_tracker import TrackingError
 
     path = Path(policy)
-    with tempfile.TemporaryDirectory(prefix="policy-") as tmp:   # removed once loaded
-        if not path.exists() and "/" not in policy and hasattr(tracker, "download_artifact"):
-            try:
-                path = tracker.download_artifact(policy, f"checkpoints/{LATEST}", tmp)
-            except Exception as ex:  # noqa: BLE001 - unknown run id or no checkpoint
-                raise ConfigError(f"serve.policy: {policy} is neither a checkpoint file nor a "
-                                  f"run with a checkpoint ({_first_line(ex)})") from None
-        try:
+    try:
+        run_id = not path.exists() and "/" not in policy
+        if run_id and hasattr(tracker, "load_run_checkpoint"):
+            payload = tracker.load_run_checkpoint(policy)
+        else:
             payload = load_checkpoint(path)
-        except ValueError as ex:
-            raise ConfigError(str(ex).replace("run.resume:", "serve.policy:", 1)) from None
+    except TrackingError as ex:   # unknown run id or no checkpoint
+        raise ConfigError(f"serve.policy: {policy} is neither a checkpoint file nor a run "
+                          f"with a checkpoint ({_first_line(ex)})") from None
+    except ValueError as ex:
+        raise ConfigError(str(ex).replace("run.resume:", "serve.policy:", 1)) from None
     try:
         agent.load_state_dict(payload["agent"])
     except (KeyError, RuntimeError, ValueError, TypeError) as ex:

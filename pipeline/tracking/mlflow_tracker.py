@@ -166,8 +166,17 @@ class MLflowTracker:
         with self._lock:
             self._artifacts[key] = str(path)
 
-    def download_artifact(self, run_id: str, artifact_path: str, dst: str | Path) -> Path:
-        """A run's artifact as a local file under `dst` (used to resume from a run id)."""
+    def load_run_checkpoint(self, run_id: str) -> dict[str, Any]:
+        """A run's checkpoints/latest.pt, loaded (resume and serve.policy by run id). The
+        downloaded copy, replay buffer and all, is removed once loaded."""
+        import tempfile
+
+        from pipeline.callbacks.checkpoint import LATEST, load_checkpoint
+
+        with tempfile.TemporaryDirectory(prefix="checkpoint-") as tmp:
+            return load_checkpoint(self._download(run_id, f"checkpoints/{LATEST}", tmp))
+
+    def _download(self, run_id: str, artifact_path: str, dst: str) -> Path:
         db = self.uri.removeprefix("sqlite:///")
         if self.uri.startswith("sqlite:///") and not Path(db).exists():
             raise TrackingError(f"run.resume: {run_id} is not a checkpoint file and there is no "
@@ -179,7 +188,7 @@ class MLflowTracker:
                                 f"(expected a checkpoint path or a run id): {_first_line(ex)}"
                                 ) from ex
         try:
-            local = self.client.download_artifacts(run_id, artifact_path, str(dst))
+            local = self.client.download_artifacts(run_id, artifact_path, dst)
         except Exception as ex:  # noqa: BLE001
             raise TrackingError(f"run.resume: run {run_id} has no {artifact_path} "
                                 "(was it run with the checkpoint callback?)") from ex

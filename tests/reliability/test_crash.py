@@ -11,15 +11,13 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.callbacks.checkpoint import load_checkpoint
-from tests.conftest import REPO, run_pipeline
+from tests.conftest import run_pipeline, start_pipeline
 
 TOTAL = 30_000
 EVERY = 1_000
@@ -27,13 +25,6 @@ ARGS = [f"run.total_steps={TOTAL}", f"run.checkpoint_every={EVERY}", "run.eval_e
         "run.eval_episodes=2", "run.log_every=200", "run.progress=false",
         "agent.learning_starts=500", "agent.hidden_sizes=[64]", "agent.network=mlp",
         "tracking.flush_interval_s=0.5"]
-
-
-def _start(args: list[str], cwd) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _max_logged_step(client: MlflowClient, run_id: str) -> int:
@@ -50,8 +41,8 @@ def test_ten_random_sigkills_lose_at_most_one_checkpoint_interval(tmp_path, stor
     kills = 0
     for segment in range(10):
         resume = [f"run.resume={run_id}"] if run_id else []
-        proc = _start([*ARGS, *store["overrides"], *resume,
-                       f"hydra.run.dir={tmp_path}/seg{segment}"], tmp_path)
+        proc = start_pipeline(*ARGS, *store["overrides"], *resume,
+                              f"hydra.run.dir={tmp_path}/seg{segment}", cwd=tmp_path)
         # Wait until this segment is training (its first metrics or checkpoint), then kill
         # after a random extra delay: anywhere in training, saving or flushing.
         ckpt = tmp_path / f"seg{segment}" / "checkpoints" / "latest.pt"

@@ -2,28 +2,19 @@
 RUNNING for ever, not FAILED) and the command exits with 128 + the signal number."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO
+from tests.conftest import start_pipeline
 
 # Far more steps than the test waits for: only the signal ends these runs.
 LONG = ["run.total_steps=1000000", "run.eval_every=0", "run.eval_episodes=1",
         "run.checkpoint_every=0", "run.progress=false", "agent.hidden_sizes=[64]",
         "agent.action_hidden=16", "callbacks=metrics"]
-
-
-def _start(args: list[str], cwd) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _runs(client: MlflowClient) -> list:
@@ -58,7 +49,7 @@ def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
 @pytest.mark.reliability
 def test_sigterm_ends_a_run_killed(tmp_path, store):
     client = MlflowClient(store["uri"])
-    proc = _start([*LONG, *store["overrides"]], tmp_path)
+    proc = start_pipeline(*LONG, *store["overrides"], cwd=tmp_path)
     _wait_for_training(proc, client, child=False)
     code, err = _stop(proc, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM, err[-2000:]
@@ -72,7 +63,7 @@ def test_sigterm_ends_a_run_killed(tmp_path, store):
 @pytest.mark.reliability
 def test_ctrl_c_ends_a_sweep_and_its_job_killed(tmp_path, store):
     client = MlflowClient(store["uri"])
-    proc = _start(["-m", "seed=0,1", *LONG, *store["overrides"]], tmp_path)
+    proc = start_pipeline("-m", "seed=0,1", *LONG, *store["overrides"], cwd=tmp_path)
     _wait_for_training(proc, client, child=True)
     code, err = _stop(proc, signal.SIGINT)
     assert code == 128 + signal.SIGINT, err[-2000:]
