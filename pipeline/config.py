@@ -30,6 +30,7 @@ class BalatroEnvConfig:
     endless: bool = False
     max_steps: int = 2000
     render_mode: Optional[str] = "rgb_array"
+    reward: str = "overkill"
 
 
 # ---------------------------------------------------------------- agents

@@ -62,9 +62,14 @@ Observation: ``Box(0, 1, (556,), float32)``, every feature scaled into [0, 1]
 
 Reward (deterministic)
 ----------------------
-A played hand gives (chips scored) / (target of the current blind); beating a blind
-adds +1. Everything else, a game over included, gives 0. A beaten blind therefore
-sums to at least 2 (overkill scores more).
+``reward="overkill"`` (default): a played hand gives (chips scored) / (target of the
+current blind); beating a blind adds +1. Everything else, a game over included, gives 0.
+A beaten blind therefore sums to at least 2 (overkill scores more).
+``reward="progress"``: the same, but a hand's chips count only up to what the blind still
+needed, so every beaten blind sums to exactly 2 and a lost one to less than 1: the return
+is 2 x blinds beaten plus the lost blind's progress, i.e. it ranks runs as the round
+reached does. Overkill pays most in the early antes (ante 1's target is 300, ante 8's
+50,000), so an agent trained on it can prefer big early hands to surviving longer.
 
 info (every step)
 -----------------
@@ -105,6 +110,7 @@ from pipeline.envs.balatro.game import (MAX_HAND, MAX_JOKERS, PHASE_BLIND_SELECT
 from pipeline.envs.text import IllegalActionError
 
 MODES = ("run", "blind")
+REWARDS = ("overkill", "progress")
 SLOT_W = 21
 O_HAND, O_COUNTS, O_ROUND, O_RUN, O_BLIND, O_PHASE = 0, 168, 185, 191, 196, 199
 O_LEVELS, O_TYPES, O_JOKERS, O_JOKER_OFF, O_SHOP, O_SHOP_NUM = 203, 215, 227, 362, 367, 445
@@ -151,8 +157,10 @@ class BalatroEnv(gym.Env):
 
     def __init__(self, *, mode: str = "run", stake: str = "white", deck: str = "red",
                  start_ante: int = 1, blind: str = "small", endless: bool = False,
-                 max_steps: int = 2000, render_mode: str | None = "rgb_array") -> None:
+                 max_steps: int = 2000, render_mode: str | None = "rgb_array",
+                 reward: str = "overkill") -> None:
         _check_choice("mode", mode, MODES, "a mode")
+        _check_choice("reward", reward, REWARDS, "a reward")
         _check_choice("stake", stake, B.STAKES, "a stake")
         _check_choice("deck", deck, B.DECK_NAMES, "a deck")
         _check_choice("blind", blind, B.BLIND_KINDS, "a blind")
@@ -167,6 +175,7 @@ class BalatroEnv(gym.Env):
         self.mode, self.stake, self.deck = mode, stake, deck
         self.start_ante, self.blind, self.endless = int(start_ante), blind, bool(endless)
         self.max_steps = int(max_steps)
+        self.reward = reward
         self.render_mode = render_mode
         self._mask = np.zeros(A.N_ACTIONS, dtype=bool)
         self.action_space = LegalDiscrete(A.N_ACTIONS, self._mask)
@@ -199,9 +208,10 @@ class BalatroEnv(gym.Env):
         if a < A.SELECT:
             positions = A.SUBSETS[a if a < A.DISCARD else a - A.DISCARD]
             if a < A.DISCARD:
-                target = g.target
+                target, needed = g.target, g.target - g.score
                 result, beaten = g.play(positions)
-                reward = result.score / target + (1.0 if beaten else 0.0)
+                gained = result.score if self.reward == "overkill" else min(result.score, needed)
+                reward = gained / target + (1.0 if beaten else 0.0)
                 self._last_hand = {"type": H.HAND_NAMES[result.hand_type], "chips": result.chips,
                                    "mult": result.mult, "score": result.score}
             else:
