@@ -93,6 +93,36 @@ def test_beating_a_blind_gives_plus_one_and_blind_mode_terminates():
         env.step(A.PLAY)
 
 
+def test_progress_reward_counts_chips_up_to_what_the_blind_needed():
+    """reward=progress: the same deal as overkill, but a hand's chips count only up to the
+    blind's remaining need, so each beaten blind sums to exactly 2 and the return is
+    2 x blinds beaten plus the lost blind's progress."""
+    from pipeline.agents.baselines import HeuristicAgent
+
+    returns = {}
+    for kind in ("overkill", "progress"):
+        env = BalatroEnv(mode="run", reward=kind)
+        agent = HeuristicAgent(env.observation_space, env.action_space)
+        obs, info = env.reset(seed=10003)
+        blind_sums, current, total, done = [], 0.0, 0.0, False
+        while not done:
+            before = (info["ante"], info["blind"], info["phase"])
+            obs, reward, term, trunc, info = env.step(agent.act(obs, info))
+            current += reward
+            total += reward
+            done = term or trunc
+            if before[2] == "play" and info["phase"] != "play":
+                blind_sums.append(current)
+                current = 0.0
+        returns[kind] = (total, info["round"], blind_sums)
+    (over, rounds_o, sums_o), (prog, rounds_p, sums_p) = returns["overkill"], returns["progress"]
+    assert rounds_o == rounds_p and len(sums_o) == len(sums_p) > 3     # the same game
+    beaten, lost = sums_p[:-1], sums_p[-1]
+    assert beaten == pytest.approx([2.0] * len(beaten)) and 0.0 < lost < 1.0
+    assert prog == pytest.approx(2.0 * len(beaten) + lost)
+    assert all(o >= p - 1e-9 for o, p in zip(sums_o, sums_p)) and over > prog
+
+
 def test_run_mode_goes_to_shop_then_blind_select():
     env = BalatroEnv(mode="run")
     env.reset(seed=4)
@@ -223,6 +253,7 @@ def test_render_rgb():
     ({"blind": "huge"}, "env.blind: 'huge' is not a blind (expected one of: small, big, boss)"),
     ({"start_ante": 9}, "env.start_ante: 9 is not an ante"),
     ({"max_steps": 0}, "env.max_steps: 0 is not a step limit"),
+    ({"reward": "chips"}, "env.reward: 'chips' is not a reward (expected one of: overkill, progress)"),
 ])
 def test_bad_constructor_args(kwargs, message):
     with pytest.raises(ValueError) as err:
