@@ -15,7 +15,10 @@ its jobs) with robust statistics (pipeline/stats.py: mean, IQM, bootstrap interv
 
 A job that raises is recorded as a FAILED child with its error and returns None: the
 basic sweeper ignores it and the Optuna sweeper marks the trial FAIL; either way the
-other jobs go on, and the command exits with status 1 at the end (`failed_jobs`).
+other jobs go on, and the command exits with status 1 at the end (`failed_jobs`). Its
+traceback is also written to error.txt in the job's own output folder, which is how a
+sweep without tracking counts its failed jobs (any launcher whose workers write to this
+machine's disk: in process, joblib, a local Ray).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +96,30 @@ def current_job() -> SweepJob | None:
                     skip_finished=os.environ.get(SKIP_ENV) == "1")
 
 
+JOB_ERROR_FILE = "error.txt"  # a failed job's traceback, in its output folder and on its run
+
+
+def _write_job_error(report: str) -> None:
+    """error.txt (the redacted traceback) in this job's output folder; a warning if the
+    folder cannot be written (the sweep goes on)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        folder = Path(HydraConfig.get().runtime.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / JOB_ERROR_FILE).write_text(report)
+    except Exception as ex:  # noqa: BLE001 - the sweep must go on regardless
+        log.warning("Could not write the job's %s: %s", JOB_ERROR_FILE, _error_line(ex))
+
+
+def _untracked_failures(sweep_dir: Path, since: float) -> list[Path]:
+    """error.txt files that this sweep's jobs wrote under its folder (a reused
+    hydra.sweep.dir may hold older ones: those written before `since` do not count)."""
+    if not sweep_dir.is_dir():
+        return []
+    return sorted(p for p in sweep_dir.glob(f"*/{JOB_ERROR_FILE}") if p.stat().st_mtime >= since)
+
+
 def reuse_finished(cfg: DictConfig, job: SweepJob) -> float | None:
     """With skip_finished: the objective of a FINISHED run with this job's config hash in
     the sweep's experiment, recorded as a child of this sweep (tag reused_run_id); else None."""
@@ -129,11 +157,11 @@ def job_failed(cfg: DictConfig, ex: BaseException) -> None:
     None, which sweepers take as a failed trial without stopping the sweep."""
     job = current_job()
     log.error("Job failed: %s", _error_line(ex), exc_info=ex)
+    report = redact_text("".join(traceback.format_exception(ex)))
+    _write_job_error(report)
     store = _store(cfg.tracking) if job is not None else None
     if store is None:
         return None
-    from pipeline.tracking.redact import redact_text, redact_text
-
     try:
         client = store.client
         exp = client.get_experiment_by_name(job.experiment)
@@ -148,8 +176,7 @@ def job_failed(cfg: DictConfig, ex: BaseException) -> None:
                                      experiment=job.experiment)
             store.end_run("FAILED")
         client.set_tag(run_id, "error", _error_line(ex)[:5000])
-        client.log_text(run_id, redact_text("".join(traceback.format_exception(ex))),
-                        "error.txt")
+        client.log_text(run_id, report, JOB_ERROR_FILE)
         client.set_terminated(run_id, "FAILED")
     except Exception as record_ex:  # noqa: BLE001 - the sweep must go on regardless
         log.warning("Could not record the failure in MLflow: %s", _error_line(record_ex))
@@ -173,6 +200,7 @@ class SweepCallback(Callback):
         self._tracker: Any = None  # the parent's tracker: launching process only
         self._config: DictConfig | None = None
         self._finished = False
+        self._started = 0.0  # when on_multirun_start ran (time.time())
 
     def __getstate__(self) -> dict[str, Any]:  # travels to joblib/Ray workers without the tracker
         return {k: v for k, v in self.__dict__.items() if k not in ("_tracker", "_config")}
@@ -183,6 +211,7 @@ class SweepCallback(Callback):
         params = OmegaConf.select(config, "hydra.sweeper.params")
         self.params = OmegaConf.to_container(params) if params is not None else {}
         self.swept = swept_keys(list(config.hydra.overrides.task), self.params)
+        self._started = time.time() - 1.0   # file times can be a little coarse
         tracker = _store(config.tracking)
         if tracker is None:
             log.info("Sweep: tracking is off, no parent run or leaderboard")
@@ -208,12 +237,24 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._tracker is not None and not self._finished:
             self._finish(config, status=None)
+        elif self._tracker is None:
+            self._count_untracked_failures(Path(config.hydra.sweep.dir))
         # Hydra's sweeper saved the command line in multirun.yaml: no password stays there.
         saved = Path(config.hydra.sweep.dir) / "multirun.yaml"
         if saved.exists():
             saved.write_text(redact_text(saved.read_text()))
         for key in _ENVS:
             os.environ.pop(key, None)
+
+    def _count_untracked_failures(self, sweep_dir: Path) -> None:
+        """Without tracking there is no store to read the jobs back from: their error.txt
+        files say which failed (and make the command exit with status 1)."""
+        global _failed_jobs
+        failed = _untracked_failures(sweep_dir, self._started)
+        _failed_jobs = len(failed)
+        if failed:
+            print(f"{len(failed)} job(s) FAILED (tracking is off; their tracebacks: "
+                  f"{', '.join(str(p) for p in failed)})")
 
     def _abandoned(self) -> None:
         """At exit without on_multirun_end: close the parent, KILLED after Ctrl-C or

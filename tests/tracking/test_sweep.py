@@ -153,6 +153,26 @@ def test_a_failing_job_is_a_failed_child_and_the_others_finish(first_sweep, tmp_
 
 
 @pytest.mark.slow
+def test_an_untracked_sweep_with_a_failed_job_exits_1_and_keeps_the_traceback(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_pipeline("-m", "agent.device=cpu,nonexistent", "debug=smoke", "tracking=none",
+                          "run.total_steps=50", "agent.learning_starts=20", "agent.batch_size=8",
+                          "run.progress=false", "callbacks=metrics",
+                          f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [error] = sorted(sweep_dir.glob("*/error.txt"))
+    assert error.parent.name == "1" and "nonexistent" in error.read_text()
+    assert "Traceback" in error.read_text() and not (sweep_dir / "0" / "error.txt").exists()
+    assert "1 job(s) FAILED" in result.stdout and str(error) in result.stdout
+    # The same folder swept again without failures: the old error.txt does not count.
+    again = run_pipeline("-m", "agent.device=cpu", "debug=smoke", "tracking=none",
+                         "run.total_steps=50", "agent.learning_starts=20", "agent.batch_size=8",
+                         "run.progress=false", "callbacks=metrics",
+                         f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+
+@pytest.mark.slow
 def test_an_inherited_mlflow_run_id_does_not_hijack_the_sweep(first_sweep):
     client = first_sweep["client"]
     outsider = client.get_run(first_sweep["outsider"])
