@@ -98,6 +98,7 @@ class RunConfig:
     checkpoint_every: int = 25_000
     log_every: int = 1_000
     resume: Optional[str] = None
+    init_from: Optional[str] = None
     objective: str = "eval/ep_return"
     max_cost_usd: Optional[float] = None
     torch_threads: int = 1
@@ -181,10 +182,10 @@ def _register_optional(cs: ConfigStore) -> None:
 
 
 # ---------------------------------------------------------------- range checks
-_POSITIVE = ("agent.action_hidden", "run.total_steps", "agent.lr", "agent.batch_size", "agent.buffer_size",
+_POSITIVE = ("agent.action_hidden", "agent.lr", "agent.batch_size", "agent.buffer_size",
              "agent.train_freq", "agent.gradient_steps", "agent.n_step", "env.max_steps",
              "run.log_every", "run.torch_threads", "run.max_cost_usd")
-_NON_NEGATIVE = ("run.eval_every", "run.eval_episodes", "run.checkpoint_every",
+_NON_NEGATIVE = ("run.total_steps", "run.eval_every", "run.eval_episodes", "run.checkpoint_every",
                  "agent.learning_starts", "agent.target_update_interval",
                  "agent.eps_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
 Q_NETWORKS = ("auto", "mlp", "balatro")   # agent.network (pipeline/agents/networks.py)
@@ -206,6 +207,9 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}: {value} is not allowed (expected a number in [0, 1])")
+    if OmegaConf.select(cfg, "run.resume") and OmegaConf.select(cfg, "run.init_from"):
+        raise ConfigError("run.init_from: cannot be combined with run.resume (resume continues "
+                          "a run with its own agent; init_from starts a new run from a trained one)")
     for key, allowed in _CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value is not None and value not in allowed:

@@ -65,6 +65,10 @@ def main(cfg: DictConfig) -> float | None:
 def _run(cfg: DictConfig, parts: Parts, job: Any) -> float:
     """Start (or resume) the tracked run, train, close the run, print the summary."""
     resume = _load_resume(cfg, parts.tracker) if cfg.run.resume else None
+    if cfg.run.init_from:   # a trained agent to evaluate (total_steps=0) or train further
+        from pipeline.agents.loading import load_policy
+
+        load_policy(parts.agent, str(cfg.run.init_from), parts.tracker, "run.init_from")
     state = RunState(cfg=cfg, env=parts.env, agent=parts.agent, tracker=parts.tracker,
                      output_dir=_output_dir())
     name = job.run_name if job else cfg.name or f"{cfg.env.name}__{cfg.agent.name}__{cfg.seed}"
@@ -421,11 +425,21 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config, without the settings that do not change results."""
-    node = OmegaConf.to_container(cfg, resolve=True)
+    """Hash of the resolved config, without the settings that do not change results and
+    without unset (null) settings, so that adding an optional setting later (off by
+    default) leaves the hashes of earlier runs as they were."""
+    node = _without_nulls(OmegaConf.to_container(cfg, resolve=True))
     node.get("run", {}).pop("resume", None)
     node.get("run", {}).pop("progress", None)
     return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(node)).encode()).hexdigest()[:12]
+
+
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_without_nulls(v) for v in node]
+    return node
 
 
 def _git_commit() -> str:

@@ -45,7 +45,7 @@ def test_schema_fills_defaults_and_keeps_types(compose_cfg):
 
 
 @pytest.mark.parametrize("override,key", [
-    ("run.total_steps=0", "run.total_steps"),
+    ("run.total_steps=-5", "run.total_steps"),
     ("agent.lr=-1", "agent.lr"),
     ("agent.gamma=1.5", "agent.gamma"),
     ("run.eval_episodes=-2", "run.eval_episodes"),

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from pipeline.callbacks.base import Callback, EpisodeSummary, RunState
 
@@ -151,6 +152,7 @@ class BestModelCallback(Callback):
         self.log_policy, self.log_game_session = bool(log_policy), bool(log_game_session)
         self.net: Any = None
         self.tracking = False
+        self.trains = True   # run.total_steps > 0 (set by on_run_start)
         self.targets: dict[str, _Target] = {}
         self.decision: dict[str, Any] | None = None  # the last champion decision, for tests
         self.logged: dict[str, dict[str, str]] = {}  # final models: name -> model_id/model_uri
@@ -160,6 +162,7 @@ class BestModelCallback(Callback):
         self.tracking = getattr(state.tracker, "run_id", None) is not None
         get_net = getattr(state.agent, "policy_model", None)
         self.net = get_net() if callable(get_net) else None
+        self.trains = int(OmegaConf.select(state.cfg, "run.total_steps", default=1)) > 0
         prefix = f"{state.cfg.env.name}_{state.cfg.agent.name}"
         self.targets = {kind: _Target(kind, f"{prefix}_{kind}", metric) for kind, metric in
                         (("best_episode", self.metric),
@@ -170,6 +173,9 @@ class BestModelCallback(Callback):
             log.info("BestModelCallback: agent %s has no policy network (policy_model() gives "
                      "none); no best models, no champion, no policy model",
                      state.cfg.agent.name)
+        elif not self.trains:
+            log.info("BestModelCallback: run.total_steps=0 (an evaluation, nothing trained): "
+                     "no best models registered, no champion challenge")
         elif self.register and state.step > 0:
             self._restore(state)
 
@@ -199,7 +205,7 @@ class BestModelCallback(Callback):
 
     # ---- best models
     def _active(self) -> bool:
-        return self.tracking and self.register and self.net is not None
+        return self.tracking and self.register and self.net is not None and self.trains
 
     def _offer(self, state: RunState, target: _Target, value: float) -> None:
         """A new value of the target's metric: register it now, keep it waiting, or ignore it."""

@@ -24,7 +24,6 @@ import logging
 import socket
 import threading
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.agents.base import Transition
+from pipeline.agents.loading import load_policy
 from pipeline.config import ConfigError
 from pipeline.tracking.redact import redact_text
 
@@ -153,7 +153,7 @@ class AgentService:
         self.n_actions = int(self.env.action_space.n)
         self.encoder = _encoder(cfg.env) if cfg.env.name in BALATRO_ENVS else None
         if self.serve.policy:
-            load_policy(self.agent, str(self.serve.policy), self.tracker)
+            load_policy(self.agent, str(self.serve.policy), self.tracker, "serve.policy")
         self.learn, self.explore = bool(self.serve.learn), bool(self.serve.explore)
         self.lock = threading.Lock()
         self.run_id: str | None = None
@@ -412,84 +412,6 @@ def _answers(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-# ---------------------------------------------------------------- policies
-def load_policy(agent: Any, policy: str, tracker: Any) -> None:
-    """Load `serve.policy` into the agent: a checkpoint file (the whole agent: networks,
-    optimizer, replay buffer), an MLflow run id (its checkpoints/latest.pt), or an MLflow
-    model URI (`models:/...`, `runs:/...`: an mlflow.pytorch network, into the agent's
-    online and target networks)."""
-    if policy.startswith(("models:/", "runs:/")):
-        _load_network(agent, policy, tracker)
-        return
-    from pipeline.callbacks.checkpoint import load_checkpoint
-    from pipeline.tracking.mlflow_tracker import TrackingError
-
-    path = Path(policy)
-    try:
-        run_id = not path.exists() and "/" not in policy
-        if run_id and hasattr(tracker, "load_run_checkpoint"):
-            payload = tracker.load_run_checkpoint(policy)
-        else:
-            payload = load_checkpoint(path)
-    except TrackingError as ex:   # unknown run id or no checkpoint
-        raise ConfigError(f"serve.policy: {policy} is neither a checkpoint file nor a run "
-                          f"with a checkpoint ({_first_line(ex)})") from None
-    except ValueError as ex:
-        raise ConfigError(str(ex).replace("run.resume:", "serve.policy:", 1)) from None
-    try:
-        agent.load_state_dict(payload["agent"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as ex:
-        raise ConfigError(f"serve.policy: {path} was not written by this agent and env "
-                          f"({type(ex).__name__}: {_first_line(ex)})") from None
-    log.info("Loaded the agent from %s (step %s)", path, payload.get("step"))
-
-
-def _load_network(agent: Any, uri: str, tracker: Any) -> None:
-    import torch
-
-    online = getattr(agent, "online", None)
-    if not isinstance(online, torch.nn.Module):
-        raise ConfigError(f"serve.policy: {uri} is a network; this agent has none to load it "
-                          "into (use agent=dqn, or a checkpoint file)")
-    store = getattr(tracker, "uri", None)
-    if store is None:
-        raise ConfigError(f"serve.policy: {uri} lives in an MLflow store; tracking=none has "
-                          "none (use tracking=mlflow with its tracking.uri)")
-    try:
-        net = _load_pytorch_model(tracker, uri)
-    except Exception as ex:  # noqa: BLE001 - unknown model, no pytorch flavor, unreachable store
-        raise ConfigError(f"serve.policy: cannot load {uri} from {redact_text(store)} "
-                          f"({type(ex).__name__}: {_first_line(ex)})") from None
-    if not isinstance(net, torch.nn.Module):
-        raise ConfigError(f"serve.policy: {uri} is a {type(net).__name__}, not a torch network "
-                          "(expected a model logged with mlflow.pytorch)")
-    try:
-        with torch.no_grad():
-            online.load_state_dict(net.state_dict())  # in place: the agent's views stay valid
-            agent.target.load_state_dict(net.state_dict())
-    except RuntimeError as ex:
-        raise ConfigError(f"serve.policy: {uri} does not fit this agent and env "
-                          f"({_first_line(ex)})") from None
-    log.info("Loaded the policy network from %s", uri)
-
-
-def _load_pytorch_model(tracker: Any, uri: str) -> Any:
-    """The tracker's loader when it has one; mlflow.pytorch against its store otherwise."""
-    loader = getattr(tracker, "load_pytorch_model", None)
-    if loader is not None:
-        return loader(uri)
-    import mlflow.pytorch
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    with _use_tracking_uri(tracker.uri):
-        return mlflow.pytorch.load_model(uri, map_location="cpu")
-
-
-def _first_line(ex: BaseException) -> str:
-    lines = str(ex).strip().splitlines()
-    return redact_text(lines[0]) if lines else ""
 
 
 # ---------------------------------------------------------------- the app

@@ -42,7 +42,7 @@ CASES = [
     (["env.colour=red"], "env.colour: unknown key"),
     (["run.total_steps=lots"], "run.total_steps: Value 'lots' of type 'str' is not a valid Integer"),
     (["agent.lr=fast"], "agent.lr: Value 'fast' of type 'str' is not a valid Float"),
-    (["run.total_steps=-10"], "run.total_steps: -10 is not allowed (expected a number > 0)"),
+    (["run.total_steps=-10"], "run.total_steps: -10 is not allowed (expected a number >= 0)"),
     (["agent.gamma=1.5"], "agent.gamma: 1.5 is not allowed (expected a number in [0, 1])"),
     (["env.max_steps=0"], "env.max_steps: 0 is not allowed (expected a number > 0)"),
     (["env.stake=pink"], "env.stake: 'pink' is not a stake (expected one of: white"),
