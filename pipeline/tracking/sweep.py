@@ -117,7 +117,7 @@ def _untracked_failures(sweep_dir: Path, since: float) -> list[Path]:
     hydra.sweep.dir may hold older ones: those written before `since` do not count)."""
     if not sweep_dir.is_dir():
         return []
-    return sorted(p for p in sweep_dir.glob(f"*/{JOB_ERROR_FILE}") if p.stat().st_mtime >= since)
+    return sorted(p for p in sweep_dir.rglob(JOB_ERROR_FILE) if p.stat().st_mtime >= since)
 
 
 def reuse_finished(cfg: DictConfig, job: SweepJob) -> float | None:

@@ -65,6 +65,8 @@ def test_head_to_head_recipe_puts_the_leaderboard_on_the_parent(tmp_path):
     assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
     for child in children:  # every job: full runs, the same 3 deals, one row per episode
         assert child.data.params["env.mode"] == "run" and child.data.params["run.eval_seed"] == "10000"
+        assert child.data.params["env.reward"] == "progress"   # the DQN's training reward, for all
+        assert child.data.params["run.total_steps"] == "0"     # baselines are only evaluated
         text = open(client.download_artifacts(child.info.run_id, "eval/episodes.csv",
                                               str(tmp_path / child.info.run_id))).read()
         rows = list(csv.DictReader(io.StringIO(text)))
