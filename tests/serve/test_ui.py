@@ -43,16 +43,19 @@ def test_launcher_starts_the_ui_on_the_project_store_and_stops_it(tmp_path):
     proc = _launch("--port", str(port), "--wait", str(UP_WITHIN_S), cwd=tmp_path,
                    merge_output=True)
     url = f"http://127.0.0.1:{port}"
-    printed = []
+    printed = ""
     try:
-        # The launcher prints the address once the UI answers: wait for that line.
+        # The launcher prints the address once the UI answers: wait for that line. Read the
+        # pipe's file descriptor directly: proc.stdout.readline() after select() can leave
+        # later lines of the same chunk in Python's buffer, where select() never sees them.
+        fd = proc.stdout.fileno()
         deadline = time.monotonic() + UP_WITHIN_S + 20
-        while not any(line.startswith("MLflow UI:") for line in printed):
+        while f"MLflow UI: {url}" not in printed:
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, f"the UI did not come up: {''.join(printed)}"
-            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            assert time.monotonic() < deadline, f"the UI did not come up: {printed}"
+            ready, _, _ = select.select([fd], [], [], 0.5)
             if ready:
-                printed.append(proc.stdout.readline())
+                printed += os.read(fd, 65536).decode(errors="replace")
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200
         assert httpx.get(url).status_code == 200  # the UI's page
         found = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name",
@@ -60,13 +63,24 @@ def test_launcher_starts_the_ui_on_the_project_store_and_stops_it(tmp_path):
         assert found.status_code == 200, found.text  # it reads the project's store
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=40)
-        out = "".join(printed) + out
+        out = printed + out
     finally:
-        proc.kill()
+        _stop_launcher(proc)
     assert proc.returncode == 0, out[-2000:]
     assert f"Starting the MLflow UI on sqlite:///{tmp_path}/outputs/mlflow.db" in out
     assert f"MLflow UI: {url}" in out and "Stopping the MLflow UI" in out
     assert not port_taken("127.0.0.1", port)  # the server went with it
+
+
+def _stop_launcher(proc) -> None:
+    """After a failed check the launcher may still run: SIGTERM lets it stop the UI's own
+    process group (a bare SIGKILL would leave `mlflow ui` running for the rest of the suite)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
