@@ -40,6 +40,9 @@ def test_evaluate_a_trained_run_on_new_seeds(tmp_path, store):
     assert evaluation.info.status == "FINISHED"
     assert evaluation.data.params["run.init_from"] == trained.info.run_id
     assert "train/loss" not in evaluation.data.metrics   # nothing was trained
+    # ... and nothing to checkpoint: the agent is the trained run's.
+    assert not (tmp_path / "eval" / "checkpoints").exists()
+    assert "checkpoints" not in {a.path for a in client.list_artifacts(evaluation.info.run_id)}
 
     # The same numbers as the trained agent played greedily on seeds 20000..20003 here.
     env = BalatroEnv(mode="blind", max_steps=300)

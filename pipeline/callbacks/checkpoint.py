@@ -25,14 +25,20 @@ LATEST = "latest.pt"
 
 
 class CheckpointCallback(Callback):
-    """Saves every run.checkpoint_every steps and at the end of the run."""
+    """Saves every run.checkpoint_every steps and at the end of the run; an evaluation-only
+    run (run.total_steps=0) saves nothing: its agent is the one it was loaded from, and a
+    Balatro full-run checkpoint with its replay buffer is about 0.5 GB."""
 
     def __init__(self, upload: bool = True) -> None:
         self.upload = upload
         self._every = 0
+        self._trains = True
 
     def on_run_start(self, state: RunState) -> None:
         self._every = int(state.cfg.run.checkpoint_every)
+        self._trains = int(state.cfg.run.total_steps) > 0
+        if not self._trains:
+            log.info("CheckpointCallback: run.total_steps=0 (an evaluation): no checkpoint")
 
     def on_step(self, state: RunState, transition: Transition) -> bool:
         every = self._every
@@ -41,7 +47,8 @@ class CheckpointCallback(Callback):
         return True
 
     def on_run_end(self, state: RunState) -> None:
-        self.save(state)
+        if self._trains:
+            self.save(state)
 
     def save(self, state: RunState) -> Path:
         path = save_checkpoint(state.output_dir / "checkpoints" / LATEST, snapshot(state))
