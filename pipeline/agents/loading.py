@@ -5,7 +5,7 @@ run.total_steps=0, or further training) take the same three kinds of source:
 - a checkpoint file (checkpoints/latest.pt): the whole agent (networks, optimizer, replay
   buffer, counters, RNGs);
 - an MLflow run id: that run's checkpoints/latest.pt, fetched from the store;
-- an MLflow model URI (`models:/name/1`, `models:/name@best`, `runs:/<id>/policy_net`): a
+- an MLflow model URI (`models:/name/1`, `models:/name@best`, `runs:/<run id>/<model path>`): a
   network logged with mlflow.pytorch, loaded into the agent's online and target networks.
 
 Every failure is a ConfigError naming the setting (`field`) and what was expected.
