@@ -364,14 +364,10 @@ def _record_budget_stop(cfg: DictConfig, state: RunState, tracker: Any) -> None:
 
 # ---------------------------------------------------------------- resume
 def _load_resume(cfg: DictConfig, tracker: Any) -> dict[str, Any]:
-    from pipeline.callbacks.checkpoint import load_checkpoint
+    from pipeline.callbacks.checkpoint import load_checkpoint_or_run
 
     target = str(cfg.run.resume)
-    run_id = not Path(target).exists() and "/" not in target
-    if run_id and hasattr(tracker, "load_run_checkpoint"):
-        payload = tracker.load_run_checkpoint(target)
-    else:
-        payload = load_checkpoint(Path(target))
+    payload = load_checkpoint_or_run(target, tracker)
     if payload.get("run_id") is None:
         raise ValueError(f"run.resume: {target} was written without tracking; "
                          "nothing to continue in the store")

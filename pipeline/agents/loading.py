@@ -27,16 +27,12 @@ def load_policy(agent: Any, policy: str, tracker: Any, field: str) -> None:
     if policy.startswith(("models:/", "runs:/")):
         _load_network(agent, policy, tracker, field)
         return
-    from pipeline.callbacks.checkpoint import load_checkpoint
+    from pipeline.callbacks.checkpoint import load_checkpoint_or_run
     from pipeline.tracking.mlflow_tracker import TrackingError
 
     path = Path(policy)
     try:
-        run_id = not path.exists() and "/" not in policy
-        if run_id and hasattr(tracker, "load_run_checkpoint"):
-            payload = tracker.load_run_checkpoint(policy)
-        else:
-            payload = load_checkpoint(path)
+        payload = load_checkpoint_or_run(policy, tracker)
     except TrackingError as ex:   # unknown run id or no checkpoint
         raise ConfigError(f"{field}: {policy} is neither a checkpoint file nor a run "
                           f"with a checkpoint ({_first_line(ex)})") from None

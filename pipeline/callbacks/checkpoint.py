@@ -104,3 +104,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"run.resume: {path} is not a pipeline checkpoint "
                          f"(expected format {FORMAT_VERSION})")
     return payload
+
+
+def load_checkpoint_or_run(target: str, tracker: Any) -> dict[str, Any]:
+    """A checkpoint file, or, for something that is not a path, that MLflow run's
+    checkpoints/latest.pt (when the tracker has a store): run.resume, run.init_from and
+    serve.policy all take either."""
+    run_id = not Path(target).exists() and "/" not in target
+    if run_id and hasattr(tracker, "load_run_checkpoint"):
+        return tracker.load_run_checkpoint(target)
+    return load_checkpoint(Path(target))
