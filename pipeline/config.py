@@ -58,6 +58,8 @@ class DQNAgentConfig:
     device: str = "auto"
     network: str = "auto"
     action_hidden: int = 64
+    guide: str = "none"
+    guide_episodes: float = 0.25
 
 
 @dataclass
@@ -189,8 +191,10 @@ _NON_NEGATIVE = ("run.total_steps", "run.eval_every", "run.eval_episodes", "run.
                  "agent.learning_starts", "agent.target_update_interval",
                  "agent.eps_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
 Q_NETWORKS = ("auto", "mlp", "balatro")   # agent.network (pipeline/agents/networks.py)
-_CHOICES = {"agent.network": Q_NETWORKS}
-_UNIT_INTERVAL = ("agent.gamma", "agent.tau", "agent.eps_start", "agent.eps_end")
+GUIDES = ("none", "heuristic")             # agent.guide (pipeline/agents/dqn.py)
+_CHOICES = {"agent.network": Q_NETWORKS, "agent.guide": GUIDES}
+_UNIT_INTERVAL = ("agent.gamma", "agent.tau", "agent.eps_start", "agent.eps_end",
+                  "agent.guide_episodes")
 
 
 def validate(cfg: DictConfig) -> None:

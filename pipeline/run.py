@@ -167,9 +167,13 @@ def train(cfg: DictConfig, parts: Parts, state: RunState) -> dict[str, float]:
         state.episode_length += 1
         state.obs, state.info = next_obs, info
         if terminated or truncated:
+            # A guided episode (agent.guide) trains the agent but is not its play: it stays
+            # out of the rollout returns (rollout/ep_return_mean*, the best-average model).
+            guided = bool(getattr(agent, "last_episode_guided", False))
             summary = EpisodeSummary(state.episode, state.episode_return,
-                                     state.episode_length, info)
-            state.returns.append(state.episode_return)
+                                     state.episode_length, info, guided)
+            if not guided:
+                state.returns.append(state.episode_return)
             keep_going = callbacks.on_episode_end(state, summary)
             state.episode += 1
             state.episode_return, state.episode_length = 0.0, 0

@@ -112,6 +112,8 @@ class DQNAgent:
         device: str = "auto",
         network: str = "auto",
         action_hidden: int = 64,
+        guide: str = "none",
+        guide_episodes: float = 0.25,
     ) -> None:
         if not isinstance(observation_space, gym.spaces.Box):
             raise ValueError(f"agent=dqn: observation space {observation_space} is not a Box "
@@ -156,6 +158,13 @@ class DQNAgent:
         self.steps = 0  # transitions observed (drives epsilon)
         self.updates = 0  # gradient steps taken
         self.last_target_sync = 0  # env step of the last hard target update
+        self.guide = _build_guide(guide, observation_space, action_space, seed, env)
+        if not 0.0 <= guide_episodes <= 1.0:
+            raise ValueError(f"agent.guide_episodes: {guide_episodes} is not allowed (expected "
+                             "a fraction in [0, 1])")
+        self.guide_episodes = guide_episodes
+        # Whether the guide plays the current training episode; None until its first step.
+        self.guided: bool | None = None
 
     # ---- acting
     @property
@@ -164,6 +173,11 @@ class DQNAgent:
 
     def act(self, obs: np.ndarray, info: dict[str, Any], *, explore: bool = True) -> int:
         mask = info.get("action_mask")
+        if explore and self.guide is not None:
+            if self.guided is None:   # first step of a training episode: who plays it
+                self.guided = bool(self.rng.random() < self.guide_episodes)
+            if self.guided:
+                return int(self.guide.act(obs, info, explore=False))
         if explore and self.rng.random() < self.epsilon:
             legal = np.flatnonzero(mask) if mask is not None else None
             if legal is None:
@@ -199,6 +213,8 @@ class DQNAgent:
             self.last_episode_length = int(self.episode_length_so_far)
             self.episodes = getattr(self, "episodes", 0) + 1
             self.episode_return_so_far, self.episode_length_so_far = 0.0, 0
+            self.last_episode_guided = bool(self.guided)
+            self.guided = None
         if self.n_step == 1:
             self.buffer.add(transition.obs, transition.action, transition.reward,
                             transition.next_obs, transition.terminated, transition.next_mask,
@@ -311,6 +327,7 @@ class DQNAgent:
             "steps": self.steps,
             "updates": self.updates,
             "last_target_sync": self.last_target_sync,
+            "guided": self.guided,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -324,10 +341,36 @@ class DQNAgent:
         self.steps = int(state["steps"])
         self.updates = int(state["updates"])
         self.last_target_sync = int(state["last_target_sync"])
+        self.guided = state.get("guided")   # absent in checkpoints from before agent.guide
         self._pending.clear()
 
     def policy_model(self) -> nn.Module:
         return self.online
+
+
+def _build_guide(guide: str, observation_space: gym.Space, action_space: gym.spaces.Discrete,
+                 seed: int, env: Any) -> Any:
+    """The player of guided training episodes (`agent.guide`), or None.
+
+    Guided episodes are learning-from-demonstration in its plainest form: the guide's
+    transitions go into the replay buffer like the agent's own, and off-policy Q-learning
+    learns the values of the states it reaches (late antes, levelled hands) that the
+    agent's own epsilon-greedy play seldom gets to. The agent's greedy policy remains its
+    own argmax; evaluation never asks the guide.
+    """
+    if guide == "none":
+        return None
+    if guide != "heuristic":
+        raise ValueError(f"agent.guide: {guide!r} is not allowed (expected one of "
+                         "['none', 'heuristic'])")
+    from pipeline.agents.baselines import HeuristicAgent
+    from pipeline.envs.balatro import actions as A
+    from pipeline.envs.balatro import env as E
+
+    if tuple(observation_space.shape or ()) != (E.OBS_DIM,) or action_space.n != A.N_ACTIONS:
+        raise ValueError("agent.guide: heuristic plays Balatro only (expected env=balatro or "
+                         "env=balatro_live, or agent.guide=none)")
+    return HeuristicAgent(observation_space, action_space, seed=seed, env=env)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters (malloc.h)

@@ -16,6 +16,7 @@ class EpisodeSummary:
     ret: float  # undiscounted return
     length: int  # steps
     info: dict[str, Any]  # the final step's info (game progress lives in info["game"])
+    guided: bool = False  # played by the agent's guide (agent.guide), not by the agent
 
 
 @dataclass

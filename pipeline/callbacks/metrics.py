@@ -38,6 +38,8 @@ class MetricsCallback(Callback):
         metrics = {"rollout/ep_return": episode.ret, "rollout/ep_length": float(episode.length)}
         for key, value in episode.info.get("game", {}).items():
             metrics[f"game/{key}"] = float(value)
+        if episode.guided:   # the guide's episodes (agent.guide) under their own names
+            metrics = {"guide/" + key.split("/", 1)[1]: value for key, value in metrics.items()}
         episode_metrics = getattr(state.agent, "episode_metrics", None)  # e.g. LLM agents' llm/ep_*
         if episode_metrics is not None:
             metrics.update(episode_metrics())
