@@ -49,6 +49,8 @@ def test_schema_fills_defaults_and_keeps_types(compose_cfg):
     ("agent.lr=-1", "agent.lr"),
     ("agent.gamma=1.5", "agent.gamma"),
     ("run.eval_episodes=-2", "run.eval_episodes"),
+    ("agent.guide=teacher", "agent.guide"),
+    ("agent.guide_episodes=1.5", "agent.guide_episodes"),
 ])
 def test_validate_names_the_key(compose_cfg, override, key):
     with pytest.raises(ConfigError, match=rf"^{key}: .*expected"):
@@ -67,6 +69,7 @@ def test_the_full_run_recipe_and_the_head_to_head_dqn_share_one_preset(compose_c
     assert recipe.env.mode == h2h.env.mode == "run"
     assert recipe.agent == h2h.agent
     assert recipe.agent.network == "balatro" and recipe.agent.gamma == 0.995
+    assert recipe.agent.guide == "heuristic" and recipe.agent.guide_episodes == 0.25
     for key in ("total_steps", "eval_every", "checkpoint_every"):
         assert recipe.run[key] == h2h.run[key]
     assert (recipe.run.eval_episodes, h2h.run.eval_episodes) == (30, 20)

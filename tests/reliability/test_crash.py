@@ -24,7 +24,9 @@ EVERY = 1_000
 ARGS = [f"run.total_steps={TOTAL}", f"run.checkpoint_every={EVERY}", "run.eval_every=0",
         "run.eval_episodes=2", "run.log_every=200", "run.progress=false",
         "agent.learning_starts=500", "agent.hidden_sizes=[64]", "agent.network=mlp",
-        "tracking.flush_interval_s=0.5"]
+        # A small replay buffer: it wraps (so its restore is tested wrapped) and keeps each
+        # of the ~30 checkpoints small (a full 30k-transition buffer is ~150 MB per save).
+        "agent.buffer_size=4000", "tracking.flush_interval_s=0.5"]
 
 
 def _max_logged_step(client: MlflowClient, run_id: str) -> int:

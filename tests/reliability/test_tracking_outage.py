@@ -53,7 +53,7 @@ def _train(url: str, tmp: Path, steps: int) -> subprocess.Popen:
     args = ["tracking=mlflow_server", f"tracking.uri={url}", f"run.total_steps={steps}",
             "run.checkpoint_every=5000", "run.eval_every=0", "run.eval_episodes=5",
             "run.log_every=500", "run.progress=false", "agent.hidden_sizes=[64]",
-            "agent.network=mlp",
+            "agent.network=mlp", "agent.buffer_size=4000",   # checkpoints of ~20 MB, not ~300 MB
             "tracking.flush_interval_s=0.5", f"hydra.run.dir={tmp}/run",
             f"tracking.spool_dir={tmp}/spool"]
     return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=tmp, env=ENV,
