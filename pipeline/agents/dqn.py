@@ -2,6 +2,8 @@
 
 The math lives in pure functions (`linear_epsilon`, `masked_argmax`, `masked_max`,
 `td_target`) so it can be tested without a network; `DQNAgent` wires them together.
+With `guide="heuristic"` a rule-based player plays a fraction of the training episodes
+(`guide_episodes`), and the agent learns from its transitions as from its own.
 """
 from __future__ import annotations
 
