@@ -99,4 +99,5 @@ def test_guided_episodes_are_logged_apart_from_the_agent_s_own(tmp_path, store):
     assert np.mean([m.value for m in guide_rounds]) > 2
     # rollout/ep_return_mean* (and the best-average model) average the agent's episodes only.
     means = client.get_metric_history(run.info.run_id, "rollout/ep_return_mean")
-    assert means and abs(means[-1].value - np.mean([m.value for m in own])) < 1e-6
+    # (the mean over the last 100 of them, the callback's window)
+    assert means and abs(means[-1].value - np.mean([m.value for m in own][-100:])) < 1e-6
