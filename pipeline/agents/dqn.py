@@ -360,11 +360,12 @@ def _build_guide(guide: str, observation_space: gym.Space, action_space: gym.spa
     agent's own epsilon-greedy play seldom gets to. The agent's greedy policy remains its
     own argmax; evaluation never asks the guide.
     """
+    from pipeline.config import GUIDES
+
+    if guide not in GUIDES:
+        raise ValueError(f"agent.guide: {guide!r} is not allowed (expected one of {list(GUIDES)})")
     if guide == "none":
         return None
-    if guide != "heuristic":
-        raise ValueError(f"agent.guide: {guide!r} is not allowed (expected one of "
-                         "['none', 'heuristic'])")
     from pipeline.agents.baselines import HeuristicAgent
     from pipeline.envs.balatro import actions as A
     from pipeline.envs.balatro import env as E

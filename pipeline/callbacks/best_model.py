@@ -181,7 +181,7 @@ class BestModelCallback(Callback):
 
     def on_episode_end(self, state: RunState, episode: EpisodeSummary) -> bool:
         if self._active():
-            if len(state.returns) >= self.average_window and not episode.guided:
+            if len(state.returns) >= self.average_window:
                 avg = float(np.mean(state.returns[-self.average_window:]))
                 self._offer(state, self.targets["best_average"], avg)
             self._flush(state, due_only=True)
