@@ -39,6 +39,8 @@ class DQNAgentConfig:
     _target_: str = "pipeline.agents.dqn.DQNAgent"
     name: str = "dqn"
     lr: float = 5e-4
+    lr_end: Optional[float] = None
+    lr_decay_steps: int = 0
     gamma: float = 0.99
     batch_size: int = 64
     buffer_size: int = 100_000
@@ -184,12 +186,12 @@ def _register_optional(cs: ConfigStore) -> None:
 
 
 # ---------------------------------------------------------------- range checks
-_POSITIVE = ("agent.action_hidden", "agent.lr", "agent.batch_size", "agent.buffer_size",
+_POSITIVE = ("agent.action_hidden", "agent.lr", "agent.lr_end", "agent.batch_size", "agent.buffer_size",
              "agent.train_freq", "agent.gradient_steps", "agent.n_step", "env.max_steps",
              "run.log_every", "run.torch_threads", "run.max_cost_usd")
 _NON_NEGATIVE = ("run.total_steps", "run.eval_every", "run.eval_episodes", "run.checkpoint_every",
                  "agent.learning_starts", "agent.target_update_interval",
-                 "agent.eps_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
+                 "agent.eps_decay_steps", "agent.lr_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
 Q_NETWORKS = ("auto", "mlp", "balatro")   # agent.network (pipeline/agents/networks.py)
 GUIDES = ("none", "heuristic")             # agent.guide (pipeline/agents/dqn.py)
 _CHOICES = {"agent.network": Q_NETWORKS, "agent.guide": GUIDES}

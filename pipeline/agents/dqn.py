@@ -1,7 +1,7 @@
 """Double DQN with a target network, masked actions and a numpy replay buffer.
 
-The math lives in pure functions (`linear_epsilon`, `masked_argmax`, `masked_max`,
-`td_target`) so it can be tested without a network; `DQNAgent` wires them together.
+The math lives in pure functions (`linear_epsilon`, used for the epsilon and the
+learning-rate schedules, `masked_argmax`, `masked_max`, `td_target`) so it can be tested without a network; `DQNAgent` wires them together.
 With `guide="heuristic"` a rule-based player plays a fraction of the training episodes
 (`guide_episodes`), and the agent learns from its transitions as from its own.
 """
@@ -95,6 +95,8 @@ class DQNAgent:
         seed: int = 0,
         env: Any = None,
         lr: float = 5e-4,
+        lr_end: float | None = None,
+        lr_decay_steps: int = 0,
         gamma: float = 0.99,
         batch_size: int = 64,
         buffer_size: int = 100_000,
@@ -130,6 +132,9 @@ class DQNAgent:
         self.tau, self.double, self.n_step = tau, double, n_step
         self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, eps_decay_steps
         self.max_grad_norm = max_grad_norm
+        # Learning rate: `lr` falling linearly to `lr_end` over `lr_decay_steps` env steps
+        # (a function of the step, so a resumed run continues the schedule exactly).
+        self.lr, self.lr_end, self.lr_decay_steps = lr, lr_end, lr_decay_steps
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             keep_freed_memory()
@@ -247,6 +252,12 @@ class DQNAgent:
         if len(self.buffer) < max(self.learning_starts, self.batch_size) or step % self.train_freq:
             return {}
         loss = q_mean = 0.0
+        metrics: dict[str, float] = {}
+        if self.lr_end is not None:
+            lr = linear_epsilon(step, self.lr, self.lr_end, self.lr_decay_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            metrics["train/lr"] = lr
         for _ in range(self.gradient_steps):
             loss, q_mean = self._gradient_step()
         if self.tau >= 1.0:
@@ -258,7 +269,7 @@ class DQNAgent:
                 torch._foreach_lerp_(list(self.target.parameters()),
                                      list(self.online.parameters()), self.tau)
         return {"train/loss": loss, "train/q_mean": q_mean, "train/epsilon": self.epsilon,
-                "train/buffer_size": float(len(self.buffer))}
+                "train/buffer_size": float(len(self.buffer)), **metrics}
 
     def _gradient_step(self) -> tuple[float, float]:
         b = {k: torch.as_tensor(v, device=self.device)
