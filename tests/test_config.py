@@ -51,6 +51,8 @@ def test_schema_fills_defaults_and_keeps_types(compose_cfg):
     ("run.eval_episodes=-2", "run.eval_episodes"),
     ("agent.guide=teacher", "agent.guide"),
     ("agent.guide_episodes=1.5", "agent.guide_episodes"),
+    ("agent.lr_end=0", "agent.lr_end"),
+    ("agent.lr_decay_steps=-1", "agent.lr_decay_steps"),
 ])
 def test_validate_names_the_key(compose_cfg, override, key):
     with pytest.raises(ConfigError, match=rf"^{key}: .*expected"):

@@ -140,6 +140,37 @@ def test_state_dict_round_trip_gives_identical_actions_and_updates():
     assert a.update(40) == b.update(40)
 
 
+def _train_toy(agent: DQNAgent, env: ToyEnv, steps: range) -> list[dict[str, float]]:
+    obs, info = env.reset(seed=0)
+    logs = []
+    for step in steps:
+        action = agent.act(obs, info)
+        nxt, r, term, trunc, ninfo = env.step(action)
+        agent.observe(Transition(obs, action, r, nxt, term, trunc, ninfo["action_mask"], ninfo))
+        logs.append(agent.update(step))
+        obs, info = (env.reset() if term or trunc else (nxt, ninfo))
+    return logs
+
+
+def test_learning_rate_decays_linearly_and_a_resume_continues_it():
+    env = ToyEnv()
+    kwargs = dict(seed=1, lr=1e-3, lr_end=1e-4, lr_decay_steps=100, learning_starts=10,
+                  batch_size=8, train_freq=1, hidden_sizes=[16])
+    a = DQNAgent(env.observation_space, env.action_space, **kwargs)
+    logs = _train_toy(a, env, range(1, 51))
+    assert logs[-1]["train/lr"] == pytest.approx(1e-3 + 0.5 * (1e-4 - 1e-3))
+    assert a.optimizer.param_groups[0]["lr"] == pytest.approx(5.5e-4)
+    # A fresh agent loaded from the checkpoint uses the scheduled rate, not its own lr.
+    b = DQNAgent(env.observation_space, env.action_space, **kwargs)
+    b.load_state_dict(a.state_dict())
+    assert b.update(150)["train/lr"] == pytest.approx(1e-4)   # after the decay: lr_end
+    assert b.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    # Without lr_end the rate stays constant and is not logged.
+    c = DQNAgent(env.observation_space, env.action_space, **{**kwargs, "lr_end": None})
+    logs = _train_toy(c, env, range(1, 51))
+    assert "train/lr" not in logs[-1] and c.optimizer.param_groups[0]["lr"] == 1e-3
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_numpy_acting_path_matches_the_torch_network(dueling):
     env = ToyEnv(n_states=7)
