@@ -20,6 +20,33 @@ log = logging.getLogger(__name__)
 _MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
+@contextlib.contextmanager
+def _sqlite_store_lock(uri: str) -> Iterator[None]:
+    """For an SQLite store, hold an exclusive lock on its folder while a run is opened.
+
+    Two processes opening a new store at once both run MLflow's schema migration and one
+    crashes ("duplicate column name"); two creating the same experiment collide the same
+    way. flock on the folder (no lock file left behind) makes them take turns; it is
+    released if the process dies. Other stores need no lock.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    folder = Path(uri.removeprefix("sqlite:///")).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing the descriptor releases the lock
+
+
 class TrackingError(RuntimeError):
     """The tracking store cannot be reached or refuses the run."""
 
@@ -77,18 +104,8 @@ class MLflowTracker:
                   tags: dict[str, str] | None = None, experiment: str | None = None) -> str:
         """Create a run (or reopen `run_id` to continue it) and start the writer thread."""
         try:
-            if run_id is not None:
-                run = self.client.get_run(run_id)
-                self.experiment_id = run.info.experiment_id
-                self.client.update_run(run_id, status="RUNNING")
-                self.run_id = run_id
-                self._floor = {key: max(m.step for m in self.client.get_metric_history(run_id, key))
-                               for key in run.data.metrics}
-            else:
-                self.experiment_id = self._experiment_id(self.experiment or experiment or "Default")
-                run = self.client.create_run(self.experiment_id, run_name=name,
-                                             tags=_clean_tags(tags or {}))
-                self.run_id = run.info.run_id
+            with _sqlite_store_lock(self.uri):
+                self._open_run(name, run_id, tags, experiment)
         except TrackingError:
             raise
         except Exception as ex:  # noqa: BLE001 - every store failure gets the same clear line
@@ -98,6 +115,21 @@ class MLflowTracker:
         self._thread = threading.Thread(target=self._writer, name="mlflow-writer", daemon=True)
         self._thread.start()
         return self.run_id
+
+    def _open_run(self, name: str | None, run_id: str | None, tags: dict[str, str] | None,
+                  experiment: str | None) -> None:
+        if run_id is not None:
+            run = self.client.get_run(run_id)
+            self.experiment_id = run.info.experiment_id
+            self.client.update_run(run_id, status="RUNNING")
+            self.run_id = run_id
+            self._floor = {key: max(m.step for m in self.client.get_metric_history(run_id, key))
+                           for key in run.data.metrics}
+        else:
+            self.experiment_id = self._experiment_id(self.experiment or experiment or "Default")
+            run = self.client.create_run(self.experiment_id, run_name=name,
+                                         tags=_clean_tags(tags or {}))
+            self.run_id = run.info.run_id
 
     def _experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)

@@ -74,3 +74,34 @@ def test_null_tracker_is_a_no_op():
     tracker.log_params({"a": 1})
     tracker.end_run()
     assert tracker.run_id is None
+
+
+_OPEN_RUN = """
+import sys
+from pipeline.tracking.mlflow_tracker import MLflowTracker
+tracker = MLflowTracker(sys.argv[1], experiment="shared")
+tracker.start_run(sys.argv[2])
+tracker.end_run()
+"""
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_sqlite_store_at_once_take_turns(tmp_path):
+    """Without the store lock one of them crashes in MLflow's schema migration (or in
+    creating the same experiment): stack notes, "parallel SQLite migration crash"."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    uri = f"sqlite:///{tmp_path}/new/mlflow.db"
+    env = {"PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": "/usr/bin:/bin"}
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_RUN, uri, f"job{i}"], env=env,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(e[-1500:] for e in errors)
+    client = MlflowClient(uri)
+    [exp] = [e for e in client.search_experiments() if e.name == "shared"]
+    names = sorted(r.info.run_name for r in client.search_runs([exp.experiment_id]))
+    assert names == [f"job{i}" for i in range(4)]
+    # The lock is on the folder: no lock file is left beside the store.
+    assert {p.name for p in (tmp_path / "new").iterdir()} <= {"mlflow.db", "mlartifacts"}
