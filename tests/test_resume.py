@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.callbacks.checkpoint import load_checkpoint
-from tests.conftest import REPO, run_pipeline
+from tests.conftest import REPO, run_pipeline, start_pipeline
 
 # The MLP keeps this test short; the Balatro network's resume is checked bit for bit below.
 BUDGET = ["run.total_steps=6000", "run.checkpoint_every=1500", "run.eval_every=0",
@@ -73,12 +73,14 @@ def test_resume_from_a_checkpoint_path_matches_an_uninterrupted_run(tmp_path, st
     common = ["run.eval_every=0", "run.eval_episodes=0", "agent.learning_starts=300",
               "run.progress=false", "run.checkpoint_every=500", "agent.hidden_sizes=[64]",
               "agent.action_hidden=16", *store["overrides"]]
-    straight = run_pipeline("run.total_steps=1600", *common, f"hydra.run.dir={tmp_path}/a",
-                            "seed=5", cwd=tmp_path)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    # The uninterrupted run and the first part are independent: run them side by side.
+    straight = start_pipeline("run.total_steps=1600", *common, f"hydra.run.dir={tmp_path}/a",
+                              "seed=5", cwd=tmp_path)
     part = run_pipeline("run.total_steps=1000", *common, f"hydra.run.dir={tmp_path}/b",
                         "seed=5", cwd=tmp_path)
     assert part.returncode == 0, part.stderr[-2000:]
+    _, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err[-2000:]
     rest = run_pipeline("run.total_steps=1600", *common, f"hydra.run.dir={tmp_path}/c",
                         "seed=5", f"run.resume={tmp_path}/b/checkpoints/latest.pt", cwd=tmp_path)
     assert rest.returncode == 0, rest.stderr[-2000:]
