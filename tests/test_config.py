@@ -72,6 +72,9 @@ def test_the_full_run_recipe_and_the_head_to_head_dqn_share_one_preset(compose_c
     assert recipe.agent == h2h.agent
     assert recipe.agent.network == "balatro" and recipe.agent.gamma == 0.995
     assert recipe.agent.guide == "heuristic" and recipe.agent.guide_episodes == 0.25
+    assert recipe.agent.lr_end == 2.5e-5
+    assert recipe.agent.lr_decay_steps == recipe.run.total_steps == 300_000
+    assert h2h.agent.lr_decay_steps == h2h.run.total_steps
     for key in ("total_steps", "eval_every", "checkpoint_every"):
         assert recipe.run[key] == h2h.run[key]
     assert (recipe.run.eval_episodes, h2h.run.eval_episodes) == (30, 20)
