@@ -186,12 +186,13 @@ def _register_optional(cs: ConfigStore) -> None:
 
 
 # ---------------------------------------------------------------- range checks
-_POSITIVE = ("agent.action_hidden", "agent.lr", "agent.lr_end", "agent.batch_size", "agent.buffer_size",
-             "agent.train_freq", "agent.gradient_steps", "agent.n_step", "env.max_steps",
-             "run.log_every", "run.torch_threads", "run.max_cost_usd")
+_POSITIVE = ("agent.action_hidden", "agent.lr", "agent.lr_end", "agent.batch_size",
+             "agent.buffer_size", "agent.train_freq", "agent.gradient_steps", "agent.n_step",
+             "env.max_steps", "run.log_every", "run.torch_threads", "run.max_cost_usd")
 _NON_NEGATIVE = ("run.total_steps", "run.eval_every", "run.eval_episodes", "run.checkpoint_every",
                  "agent.learning_starts", "agent.target_update_interval",
-                 "agent.eps_decay_steps", "agent.lr_decay_steps", "agent.max_grad_norm", "seed", "env.start_ante")
+                 "agent.eps_decay_steps", "agent.lr_decay_steps", "agent.max_grad_norm", "seed",
+                 "env.start_ante")
 Q_NETWORKS = ("auto", "mlp", "balatro")   # agent.network (pipeline/agents/networks.py)
 GUIDES = ("none", "heuristic")             # agent.guide (pipeline/agents/dqn.py)
 _CHOICES = {"agent.network": Q_NETWORKS, "agent.guide": GUIDES}

@@ -1,7 +1,8 @@
 """Double DQN with a target network, masked actions and a numpy replay buffer.
 
 The math lives in pure functions (`linear_epsilon`, used for the epsilon and the
-learning-rate schedules, `masked_argmax`, `masked_max`, `td_target`) so it can be tested without a network; `DQNAgent` wires them together.
+learning-rate schedules, `masked_argmax`, `masked_max`, `td_target`) so it can be tested
+without a network; `DQNAgent` wires them together.
 With `guide="heuristic"` a rule-based player plays a fraction of the training episodes
 (`guide_episodes`), and the agent learns from its transitions as from its own.
 """
