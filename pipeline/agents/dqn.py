@@ -135,6 +135,9 @@ class DQNAgent:
         self.max_grad_norm = max_grad_norm
         # Learning rate: `lr` falling linearly to `lr_end` over `lr_decay_steps` env steps
         # (a function of the step, so a resumed run continues the schedule exactly).
+        if lr_end is not None and lr_decay_steps <= 0:
+            raise ValueError(f"agent.lr_decay_steps: {lr_decay_steps} with agent.lr_end="
+                             f"{lr_end} is not allowed (expected the env steps of the decay, > 0)")
         self.lr, self.lr_end, self.lr_decay_steps = lr, lr_end, lr_decay_steps
         self.device = resolve_device(device)
         if self.device.type == "cpu":

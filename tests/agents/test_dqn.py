@@ -171,6 +171,12 @@ def test_learning_rate_decays_linearly_and_a_resume_continues_it():
     assert "train/lr" not in logs[-1] and c.optimizer.param_groups[0]["lr"] == 1e-3
 
 
+def test_lr_end_without_decay_steps_is_refused():
+    env = ToyEnv()
+    with pytest.raises(ValueError, match=r"^agent.lr_decay_steps: 0 with agent.lr_end="):
+        DQNAgent(env.observation_space, env.action_space, lr_end=1e-5)
+
+
 @pytest.mark.parametrize("dueling", [False, True])
 def test_numpy_acting_path_matches_the_torch_network(dueling):
     env = ToyEnv(n_states=7)
